@@ -6,8 +6,8 @@
  */
 import type { Resource } from "./kind.ts";
 import { checkResource } from "./resource.ts";
-import { formatPath, type Issue, Reporter, type Severity } from "./schema.ts";
-import { MAX_FILE_BYTES, parseYaml } from "./yaml.ts";
+import { formatPath, type Issue, type Path, Reporter, type Severity } from "./schema.ts";
+import { MAX_FILE_BYTES, parseYaml, type YamlDocument } from "./yaml.ts";
 
 /** A config file's text. */
 export interface SourceFile {
@@ -52,12 +52,15 @@ export class ConfigError extends Error {
 export interface ParseResult {
   readonly resources: Resource[];
   readonly issues: ConfigIssue[];
+  /** Line of a field path inside a resource's document. */
+  readonly lineOf: (res: Resource, path: Path) => number;
 }
 
 /** Parses and checks every document of every source; reports all problems at once. */
 export function parseSources(sources: readonly SourceFile[]): ParseResult {
   const resources: Resource[] = [];
   const issues: ConfigIssue[] = [];
+  const docOf = new WeakMap<Resource, YamlDocument>();
   for (const { file, text } of sources) {
     const { docs, errors } = parseYaml(text, file);
     for (const e of errors) {
@@ -73,10 +76,15 @@ export function parseSources(sources: readonly SourceFile[]): ParseResult {
       const r = new Reporter();
       const res = checkResource(doc.value, { file, line: doc.line, doc: doc.index }, r);
       for (const i of r.issues) issues.push(locate(i, file, doc.lineOf(i.path)));
-      if (res) resources.push(res);
+      if (res) {
+        resources.push(res);
+        docOf.set(res, doc);
+      }
     }
   }
-  return { resources, issues };
+  issues.sort((a, b) => (a.file === b.file ? a.line - b.line : 0));
+  const lineOf = (res: Resource, path: Path) => docOf.get(res)?.lineOf(path) ?? res.source.line;
+  return { resources, issues, lineOf };
 }
 
 /** Turns a schema issue into a located config issue. */

@@ -38,6 +38,11 @@ export const meshSpec = obj({
     "cluster.local",
     "Service hostnames are <name>.<namespace>.svc.<dnsSuffix>.",
   ),
+  rootNamespace: def(
+    str({ name: "namespace" }),
+    "istio-system",
+    "Policies (AuthorizationPolicy, PeerAuthentication, RequestAuthentication) in this namespace apply mesh-wide, as in Istio.",
+  ),
   vipRange: def(
     cidr(),
     "127.10.0.0/16",

@@ -7,7 +7,8 @@
  */
 import { ip, labels } from "../formats.ts";
 import { def, int, INVALID, map, obj, opt, port, str, type Type } from "../schema.ts";
-import { defineKind } from "../kind.ts";
+import { defineKind, type Reference } from "../kind.ts";
+import { USE_WAYPOINT_LABEL, USE_WAYPOINT_NAMESPACE_LABEL } from "./namespace.ts";
 
 /** Versions of Istio's networking API that ambit reads. */
 export const ISTIO_NETWORKING = [
@@ -90,8 +91,20 @@ export const WorkloadEntry = defineKind({
     "mesh identity. ambit adds `spec.node` and `spec.user`.",
   spec: workloadEntrySpec,
   references(res) {
-    if (res.spec.node === undefined) return [];
-    return [{ path: ["spec", "node"], kinds: ["Node"], name: res.spec.node }];
+    const refs: Reference[] = [];
+    if (res.spec.node !== undefined) {
+      refs.push({ path: ["spec", "node"], kinds: ["Node"], name: res.spec.node });
+    }
+    const wp = res.metadata.labels[USE_WAYPOINT_LABEL];
+    if (wp !== undefined && wp !== "none") {
+      refs.push({
+        path: ["metadata", "labels", USE_WAYPOINT_LABEL],
+        kinds: ["Gateway"],
+        namespace: res.metadata.labels[USE_WAYPOINT_NAMESPACE_LABEL] ?? res.metadata.namespace,
+        name: wp,
+      });
+    }
+    return refs;
   },
   example: `apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
