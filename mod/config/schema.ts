@@ -245,7 +245,7 @@ export function str(options: StrOptions = {}): Type<string> {
     name,
     check(value, at, r) {
       if (typeof value !== "string") {
-        r.error(at, `expected a ${name}, got ${describe(value)}`, quoteHint(value));
+        r.error(at, `expected ${article(name)} ${name}, got ${describe(value)}`, quoteHint(value));
         return INVALID;
       }
       if (options.minLength !== undefined && value.length < options.minLength) {
@@ -305,7 +305,7 @@ export function int(options: IntOptions = {}): Type<number> {
     name,
     check(value, at, r) {
       if (typeof value !== "number" || !Number.isInteger(value)) {
-        r.error(at, `expected an ${name}, got ${describe(value)}`);
+        r.error(at, `expected ${article(name)} ${name}, got ${describe(value)}`);
         return INVALID;
       }
       if (options.min !== undefined && value < options.min) {
@@ -515,6 +515,12 @@ export function describe(v: unknown): string {
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "an object";
   return typeof v;
+}
+
+/** "a" or "an" for `word`. */
+function article(word: string): string {
+  // Vowels, and acronyms read letter by letter that start with a vowel sound (HTTP, RFC).
+  return /^[aeiouAEIOU]|^[FHLMNRSX][A-Z]/.test(word) ? "an" : "a";
 }
 
 function quoteHint(v: unknown): string | undefined {

@@ -1,0 +1,93 @@
+/**
+ * `ambit validate` and `ambit config dump`: the config pipeline from the
+ * command line.
+ *
+ * @module
+ */
+import { stringify } from "yaml";
+import { compilePath } from "../config/compile.ts";
+import { dumpSnapshot } from "../config/dump.ts";
+import { ConfigError, formatIssue } from "../config/load.ts";
+import { type Command, EXIT_OK, EXIT_USAGE, requireOption, UsageError } from "./command.ts";
+
+/** `ambit validate <path>`. */
+export const validateCommand: Command = {
+  name: "validate",
+  summary: "Check a mesh config (a file or a directory of YAML) and report every problem",
+  usage: "<path>",
+  positionals: [1, 1],
+  description: `
+Parses every YAML document, checks each resource against its schema, applies
+defaults, checks references between resources, and compiles the snapshot a
+node would run. Every problem is reported at once as
+  file:line field.path: message (hint)
+Exit status: 0 valid (warnings allowed unless --strict), 2 invalid.`,
+  options: {
+    output: {
+      type: "string",
+      arg: "FORMAT",
+      description: "text or json",
+      default: "text",
+      choices: ["text", "json"],
+    },
+    strict: { type: "boolean", description: "treat warnings as errors" },
+  },
+  examples: ["ambit validate config/lab", "ambit validate --output json mesh.yaml"],
+  async run(ctx) {
+    const path = ctx.args[0];
+    const result = await compilePath(path);
+    const errors = result.issues.filter((i) => i.severity === "error");
+    const warnings = result.issues.filter((i) => i.severity === "warning");
+    const failed = errors.length > 0 || (ctx.options.strict === true && warnings.length > 0);
+    if (ctx.options.output === "json") {
+      ctx.out(JSON.stringify({ valid: !failed, issues: result.issues }, null, 2));
+    } else {
+      for (const i of result.issues) ctx.out(formatIssue(i));
+      const count = result.snapshot?.resources.length;
+      ctx.out(
+        `${path}: ${failed ? "invalid" : "valid"}` +
+          (count !== undefined ? `, ${count} resources` : "") +
+          `, ${errors.length} error${errors.length === 1 ? "" : "s"}, ` +
+          `${warnings.length} warning${warnings.length === 1 ? "" : "s"}`,
+      );
+    }
+    return failed ? EXIT_USAGE : EXIT_OK;
+  },
+};
+
+/** `ambit config dump`. */
+export const configCommand: Command = {
+  name: "config",
+  summary: "Inspect the compiled mesh config",
+  subcommands: [{
+    name: "dump",
+    summary: "Print the compiled snapshot (what a node runs), optionally for one node",
+    options: {
+      config: { type: "string", short: "c", arg: "PATH", description: "mesh config file or directory" },
+      node: { type: "string", arg: "NAME", description: "only what this node needs" },
+      output: {
+        type: "string",
+        arg: "FORMAT",
+        description: "yaml or json",
+        default: "yaml",
+        choices: ["yaml", "json"],
+      },
+    },
+    examples: ["ambit config dump --config config/lab --node node-a"],
+    async run(ctx) {
+      const path = requireOption(ctx, "config");
+      const result = await compilePath(path);
+      if (!result.snapshot) throw new ConfigError(result.issues);
+      const node = ctx.options.node as string | undefined;
+      if (node !== undefined && !result.snapshot.nodes.has(node)) {
+        throw new UsageError(
+          `node "${node}" is not in the config (nodes: ${[...result.snapshot.nodes.keys()].join(", ") || "none"})`,
+        );
+      }
+      const data = dumpSnapshot(result.snapshot, { node });
+      const plain = JSON.parse(JSON.stringify(data));
+      ctx.out(ctx.options.output === "json" ? JSON.stringify(plain, null, 2) : stringify(plain).trimEnd());
+      return EXIT_OK;
+    },
+  }],
+};
