@@ -189,6 +189,10 @@ export class ConfigStore {
       const result = await this.compile(this.path);
       if (result.snapshot && result.digest === this.#digest) {
         outcome = this.#outcome(reason, false, true, result.issues, started);
+        this.logger?.log(reason === "file change" ? "debug" : "info", "config unchanged", {
+          reason,
+          generation: this.#generation,
+        });
       } else if (result.snapshot) {
         this.#snapshot = result.snapshot;
         this.#digest = result.digest;
