@@ -139,17 +139,20 @@ export async function runCli(
   }
   if (!cmd.run) {
     err(
-      rest.length === 0
-        ? `${path}: missing command\n`
-        : `${path}: unknown command "${rest[0]}"\n`,
+      rest.length === 0 ? `${path}: missing command\n` : `${path}: unknown command "${rest[0]}"\n`,
     );
     err(helpText(cmd, path));
     return EXIT_USAGE;
   }
   for (const [k, s] of Object.entries(specs)) {
     const v = parsed.values[k];
-    if (v === undefined && s.default !== undefined && s.type === "string") parsed.values[k] = s.default;
-    if (typeof parsed.values[k] === "string" && s.choices && !s.choices.includes(parsed.values[k] as string)) {
+    if (v === undefined && s.default !== undefined && s.type === "string") {
+      parsed.values[k] = s.default;
+    }
+    if (
+      typeof parsed.values[k] === "string" && s.choices &&
+      !s.choices.includes(parsed.values[k] as string)
+    ) {
       err(`${path}: --${k} must be one of ${s.choices.join(", ")}, got "${parsed.values[k]}"`);
       return EXIT_USAGE;
     }
@@ -203,7 +206,9 @@ export function helpText(cmd: Command, path: string): string {
   }
   const section = (title: string, specs: Readonly<Record<string, OptionSpec>>) => {
     const rows = Object.entries(specs).map(([k, s]) => {
-      const flag = `${s.short ? `-${s.short}, ` : ""}--${k}${s.type === "string" ? ` ${s.arg ?? "VALUE"}` : ""}`;
+      const flag = `${s.short ? `-${s.short}, ` : ""}--${k}${
+        s.type === "string" ? ` ${s.arg ?? "VALUE"}` : ""
+      }`;
       const extra = s.default !== undefined ? ` (default ${s.default})` : "";
       return [flag, s.description + extra + (s.multiple ? "; repeatable" : "")];
     });
@@ -218,7 +223,9 @@ export function helpText(cmd: Command, path: string): string {
     lines.push("", "Examples:");
     for (const e of cmd.examples) lines.push(`  ${e}`);
   }
-  if (cmd.subcommands?.length) lines.push("", `Run '${path} <command> --help' for a command's options.`);
+  if (cmd.subcommands?.length) {
+    lines.push("", `Run '${path} <command> --help' for a command's options.`);
+  }
   return lines.join("\n");
 }
 

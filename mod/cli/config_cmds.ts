@@ -63,7 +63,12 @@ export const configCommand: Command = {
     name: "dump",
     summary: "Print the compiled snapshot (what a node runs), optionally for one node",
     options: {
-      config: { type: "string", short: "c", arg: "PATH", description: "mesh config file or directory" },
+      config: {
+        type: "string",
+        short: "c",
+        arg: "PATH",
+        description: "mesh config file or directory",
+      },
       node: { type: "string", arg: "NAME", description: "only what this node needs" },
       output: {
         type: "string",
@@ -81,12 +86,16 @@ export const configCommand: Command = {
       const node = ctx.options.node as string | undefined;
       if (node !== undefined && !result.snapshot.nodes.has(node)) {
         throw new UsageError(
-          `node "${node}" is not in the config (nodes: ${[...result.snapshot.nodes.keys()].join(", ") || "none"})`,
+          `node "${node}" is not in the config (nodes: ${
+            [...result.snapshot.nodes.keys()].join(", ") || "none"
+          })`,
         );
       }
       const data = dumpSnapshot(result.snapshot, { node });
       const plain = JSON.parse(JSON.stringify(data));
-      ctx.out(ctx.options.output === "json" ? JSON.stringify(plain, null, 2) : stringify(plain).trimEnd());
+      ctx.out(
+        ctx.options.output === "json" ? JSON.stringify(plain, null, 2) : stringify(plain).trimEnd(),
+      );
       return EXIT_OK;
     },
   }],

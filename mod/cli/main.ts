@@ -14,10 +14,21 @@ const versionCommand: Command = {
   name: "version",
   summary: "Print ambit's version and the runtime's",
   options: {
-    output: { type: "string", arg: "FORMAT", description: "text or json", default: "text", choices: ["text", "json"] },
+    output: {
+      type: "string",
+      arg: "FORMAT",
+      description: "text or json",
+      default: "text",
+      choices: ["text", "json"],
+    },
   },
   run(ctx) {
-    const v = { ambit: VERSION, deno: Deno.version.deno, v8: Deno.version.v8, typescript: Deno.version.typescript };
+    const v = {
+      ambit: VERSION,
+      deno: Deno.version.deno,
+      v8: Deno.version.v8,
+      typescript: Deno.version.typescript,
+    };
     ctx.out(
       ctx.options.output === "json"
         ? JSON.stringify(v)
@@ -30,7 +41,8 @@ const versionCommand: Command = {
 /** The root command. */
 export const rootCommand: Command = {
   name: "ambit",
-  summary: "A service mesh for hosts without Kubernetes: Istio's ambient design (ztunnel + waypoint)",
+  summary:
+    "A service mesh for hosts without Kubernetes: Istio's ambient design (ztunnel + waypoint)",
   description: `
 One binary, two roles: 'ztunnel' on every host (identity, mTLS via HBONE on
 port 15008, L4 policy, TCP telemetry) and optional 'waypoint' proxies (L7).
@@ -45,7 +57,11 @@ Exit status: 0 ok, 1 runtime failure, 2 usage or config error.`,
     labCommand,
     versionCommand,
   ],
-  examples: ["ambit lab", "ambit validate config/lab", "ambit ztunnel --config config/lab --node node-a"],
+  examples: [
+    "ambit lab",
+    "ambit validate config/lab",
+    "ambit ztunnel --config config/lab --node node-a",
+  ],
 };
 
 /** Runs the CLI with `args`; returns the exit code. */

@@ -40,7 +40,12 @@ export const ztunnelCommand: Command = {
   summary: "Run the per-host L4 proxy (identity, mTLS via HBONE, L4 policy) for one node",
   options: {
     ...configOption,
-    node: { type: "string", short: "n", arg: "NAME", description: "this host's Node name in the config" },
+    node: {
+      type: "string",
+      short: "n",
+      arg: "NAME",
+      description: "this host's Node name in the config",
+    },
   },
   description: `
 Loads the mesh config, keeps it current (file changes and SIGHUP reload it;
@@ -68,12 +73,19 @@ serves the enrolled workloads placed on --node.`,
       try {
         const next = localView(store.current, node);
         const d = diffViews(view, next);
-        for (const k of d.added) logger.info("workload enrolled", { workload: k, identity: next.workloads.get(k)!.identity });
+        for (const k of d.added) {
+          logger.info("workload enrolled", {
+            workload: k,
+            identity: next.workloads.get(k)!.identity,
+          });
+        }
         for (const k of d.removed) logger.info("workload left", { workload: k });
         for (const k of d.changed) logger.info("workload changed", { workload: k });
         view = next;
       } catch (e) {
-        logger.error("this node is no longer in the config; serving nothing", { error: e as Error });
+        logger.error("this node is no longer in the config; serving nothing", {
+          error: e as Error,
+        });
       }
     });
     await untilStopSignal(logger);
@@ -98,7 +110,9 @@ export const waypointCommand: Command = {
   async run(ctx) {
     const path = requireOption(ctx, "config");
     const name = requireOption(ctx, "name");
-    if (!/^[^/]+\/[^/]+$/.test(name)) throw new UsageError(`--name must be namespace/name, got "${name}"`);
+    if (!/^[^/]+\/[^/]+$/.test(name)) {
+      throw new UsageError(`--name must be namespace/name, got "${name}"`);
+    }
     const logger = ctx.logger.child({ role: "waypoint", waypoint: name });
     const store = await ConfigStore.open(path, { logger, sighup: true });
     const wp = store.current.waypoints.get(name);

@@ -53,28 +53,39 @@ const errorClasses: { name: string; files: [string, string][]; want: string[] }[
   },
   {
     name: "unknown field",
-    files: [["f.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n  lables: {a: b}\n"]],
+    files: [[
+      "f.yaml",
+      "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n  lables: {a: b}\n",
+    ]],
     want: ['f.yaml:5 metadata.lables: unknown field "lables" (did you mean "labels"?)'],
   },
   {
     name: "wrong type",
-    files: [["t.yaml", "apiVersion: ambit.io/v1alpha1\nkind: Node\nmetadata: {name: n}\nspec:\n  address: [10.0.0.1]\n"]],
+    files: [[
+      "t.yaml",
+      "apiVersion: ambit.io/v1alpha1\nkind: Node\nmetadata: {name: n}\nspec:\n  address: [10.0.0.1]\n",
+    ]],
     want: ["t.yaml:5 spec.address: expected an IP address, got a list"],
   },
   {
     name: "dangling reference",
-    files: [["base.yaml", base], ["r.yaml", yaml`
+    files: [["base.yaml", base], [
+      "r.yaml",
+      yaml`
       apiVersion: networking.istio.io/v1
       kind: WorkloadEntry
       metadata: {name: api, namespace: shop}
       spec:
         node: node-c
-    `]],
+    `,
+    ]],
     want: ['r.yaml:5 spec.node: Node "node-c" does not exist (defined: node-a, node-b)'],
   },
   {
     name: "duplicate resource",
-    files: [["base.yaml", base], ["d.yaml", yaml`
+    files: [["base.yaml", base], [
+      "d.yaml",
+      yaml`
       apiVersion: networking.istio.io/v1
       kind: WorkloadEntry
       metadata:
@@ -82,22 +93,30 @@ const errorClasses: { name: string; files: [string, string][]; want: string[] }[
         namespace: shop
       spec:
         node: node-b
-    `]],
-    want: ['d.yaml:4 metadata.name: duplicate WorkloadEntry "shop/web" (first defined at base.yaml:17)'],
+    `,
+    ]],
+    want: [
+      'd.yaml:4 metadata.name: duplicate WorkloadEntry "shop/web" (first defined at base.yaml:17)',
+    ],
   },
   {
     name: "duplicate address",
-    files: [["base.yaml", base], ["n.yaml", yaml`
+    files: [["base.yaml", base], [
+      "n.yaml",
+      yaml`
       apiVersion: ambit.io/v1alpha1
       kind: Node
       metadata: {name: node-c}
       spec: {address: 10.0.0.1}
-    `]],
+    `,
+    ]],
     want: ['n.yaml:4 spec.address: address 10.0.0.1 is already used by Node "node-a"'],
   },
   {
     name: "duplicate VIP",
-    files: [["base.yaml", base], ["v.yaml", yaml`
+    files: [["base.yaml", base], [
+      "v.yaml",
+      yaml`
       apiVersion: v1
       kind: Service
       metadata: {name: a, namespace: shop}
@@ -107,22 +126,33 @@ const errorClasses: { name: string; files: [string, string][]; want: string[] }[
       kind: Service
       metadata: {name: b, namespace: shop}
       spec: {clusterIP: 10.96.0.1, ports: [{port: 80}]}
-    `]],
-    want: ['v.yaml:9 spec.clusterIP: VIP 10.96.0.1 is already used by Service "shop/a" (give each Service its own clusterIP)'],
+    `,
+    ]],
+    want: [
+      'v.yaml:9 spec.clusterIP: VIP 10.96.0.1 is already used by Service "shop/a" (give each Service its own clusterIP)',
+    ],
   },
   {
     name: "apiVersion not served for the kind",
-    files: [["a.yaml", "apiVersion: networking.istio.io/v1\nkind: Service\nmetadata: {name: x}\nspec: {}\n"]],
-    want: ['a.yaml:1 apiVersion: apiVersion "networking.istio.io/v1" is not served for kind Service (use v1)'],
+    files: [[
+      "a.yaml",
+      "apiVersion: networking.istio.io/v1\nkind: Service\nmetadata: {name: x}\nspec: {}\n",
+    ]],
+    want: [
+      'a.yaml:1 apiVersion: apiVersion "networking.istio.io/v1" is not served for kind Service (use v1)',
+    ],
   },
   {
     name: "every problem at once, across files, in order",
     files: [
       ["one.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: Bad_Name}\n"],
-      ["two.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\nspec: {}\n---\nkind: Nope\n"],
+      [
+        "two.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\nspec: {}\n---\nkind: Nope\n",
+      ],
     ],
     want: [
-      'one.yaml:3 metadata.name: "Bad_Name" is not a valid name (lowercase letters, digits, \'-\' and \'.\', at most 253)',
+      "one.yaml:3 metadata.name: \"Bad_Name\" is not a valid name (lowercase letters, digits, '-' and '.', at most 253)",
       "two.yaml:4 spec: Namespace has no spec (remove it)",
       'two.yaml:6 kind: unknown kind "Nope" (did you mean "Node"?)',
     ],
@@ -136,7 +166,9 @@ for (const c of errorClasses) {
 }
 
 Deno.test("compile resolves identities, placement, VIPs and endpoints", () => {
-  const { snapshot, issues } = compileSourcesSync([{ file: "base.yaml", text: base + yaml`
+  const { snapshot, issues } = compileSourcesSync([{
+    file: "base.yaml",
+    text: base + yaml`
     ---
     apiVersion: v1
     kind: Service
@@ -144,7 +176,8 @@ Deno.test("compile resolves identities, placement, VIPs and endpoints", () => {
     spec:
       selector: {app: web}
       ports: [{name: http, port: 80, targetPort: 8080}]
-  ` }]);
+  `,
+  }]);
   assertEquals(issues, []);
   assertOk(snapshot);
   const w = snapshot.workloads.get("shop/web")!;
@@ -154,14 +187,21 @@ Deno.test("compile resolves identities, placement, VIPs and endpoints", () => {
   const svc = snapshot.services.get("shop/web")!;
   assertEquals(svc.hostname, "web.shop.svc.cluster.local");
   assertOk(svc.vip.startsWith("127.10."), svc.vip);
-  assertEquals(svc.endpoints, [{ workload: "shop/web", node: "node-a", address: "10.0.0.1", ports: { 80: 8080 }, weight: 1 }]);
+  assertEquals(svc.endpoints, [{
+    workload: "shop/web",
+    node: "node-a",
+    address: "10.0.0.1",
+    ports: { 80: 8080 },
+    weight: 1,
+  }]);
   assertEquals(snapshot.servicesByVip.get(svc.vip)?.key, "shop/web");
   assertEquals(snapshot.workloadsByNode.get("node-a")?.map((x) => x.key), ["shop/web"]);
   assertOk(Object.isFrozen(w), "snapshot objects are immutable");
 });
 
 Deno.test("compile keeps a service's assigned VIP when other services come and go", () => {
-  const svc = (name: string) => yaml`
+  const svc = (name: string) =>
+    yaml`
     ---
     apiVersion: v1
     kind: Service
@@ -177,7 +217,9 @@ Deno.test("compile keeps a service's assigned VIP when other services come and g
 
 Deno.test("compile warns about a selector that matches nothing and an undeclared namespace", () => {
   assertEquals(
-    issues(["w.yaml", base + yaml`
+    issues([
+      "w.yaml",
+      base + yaml`
       ---
       apiVersion: v1
       kind: Service
@@ -190,7 +232,8 @@ Deno.test("compile warns about a selector that matches nothing and an undeclared
       kind: WorkloadEntry
       metadata: {name: job, namespace: batch}
       spec: {node: node-b}
-    `]),
+    `,
+    ]),
     [
       'w.yaml:29 spec.selector: warning: selector matches no WorkloadEntry in namespace "shop" (the service has no endpoints)',
       'w.yaml:34 metadata.namespace: warning: namespace "batch" has no Namespace resource, so its workloads are not in the mesh (add a Namespace "batch" with label istio.io/dataplane-mode: ambient)',
@@ -200,20 +243,25 @@ Deno.test("compile warns about a selector that matches nothing and an undeclared
 
 Deno.test("compile requires spec.node when there are several nodes", () => {
   assertEquals(
-    issues(["n.yaml", base + yaml`
+    issues([
+      "n.yaml",
+      base + yaml`
       ---
       apiVersion: networking.istio.io/v1
       kind: WorkloadEntry
       metadata: {name: job, namespace: shop}
       spec: {address: 10.0.0.9}
-    `]),
+    `,
+    ]),
     ['n.yaml:28 spec.node: missing "node": the config has 2 Nodes (one of node-a, node-b)'],
   );
 });
 
 Deno.test("compile rejects two workloads claiming the same address and port on a node", () => {
   assertEquals(
-    issues(["p.yaml", base + yaml`
+    issues([
+      "p.yaml",
+      base + yaml`
       ---
       apiVersion: networking.istio.io/v1
       kind: WorkloadEntry
@@ -224,7 +272,8 @@ Deno.test("compile rejects two workloads claiming the same address and port on a
       kind: WorkloadEntry
       metadata: {name: web3, namespace: shop}
       spec: {node: node-a, ports: {web: 8080}}
-    `]),
+    `,
+    ]),
     ['p.yaml:33 spec.address: 10.0.0.1:8080 on node "node-a" is already the address of WorkloadEntry "shop/web2" (two workloads on one node need different addresses or ports)'],
   );
 });

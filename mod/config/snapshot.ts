@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { at, displayName, type LineLookup, resourceKey, type ResourceIndex } from "./crossref.ts";
+import { at, displayName, type LineLookup, type ResourceIndex, resourceKey } from "./crossref.ts";
 import { bigIntToIpv4, canonicalIp, parseCidr } from "./formats.ts";
 import type { Resource } from "./kind.ts";
 import { meshSpec } from "./kinds/mesh.ts";
@@ -181,7 +181,11 @@ export function buildSnapshot(
     const address = canonicalIp(res.spec.address);
     const other = nodeByAddress.get(address);
     if (other) {
-      err(res, ["spec", "address"], `address ${address} is already used by Node "${other.metadata.name}"`);
+      err(
+        res,
+        ["spec", "address"],
+        `address ${address} is already used by Node "${other.metadata.name}"`,
+      );
     }
     nodeByAddress.set(address, res);
     nodes.set(res.metadata.name, {
@@ -258,7 +262,9 @@ export function buildSnapshot(
         nodes.size === 0
           ? "no Node is defined, so this workload has nowhere to run"
           : `missing "node": the config has ${nodes.size} Nodes`,
-        nodes.size === 0 ? "add a Node resource" : `one of ${[...nodes.keys()].slice(0, 5).join(", ")}`,
+        nodes.size === 0
+          ? "add a Node resource"
+          : `one of ${[...nodes.keys()].slice(0, 5).join(", ")}`,
       );
       continue;
     }
@@ -315,7 +321,12 @@ export function buildSnapshot(
     const known = [...services.values()].some((s) => s.hostname === host) ||
       ofKind<{ hosts: string[] }>("ServiceEntry").some((se) => se.spec.hosts.includes(host));
     if (!known && !host.includes("*")) {
-      warn(res, ["spec", "host"], `host "${res.spec.host}" is not a Service or ServiceEntry host`, `it resolves to ${host}`);
+      warn(
+        res,
+        ["spec", "host"],
+        `host "${res.spec.host}" is not a Service or ServiceEntry host`,
+        `it resolves to ${host}`,
+      );
     }
   }
 
@@ -430,7 +441,12 @@ function compileServices(
     const vip = canonicalIp(res.spec.clusterIP);
     const owner = vips.get(vip) ?? taken.get(vip);
     if (owner) {
-      err(res, ["spec", "clusterIP"], `VIP ${vip} is already used by ${owner}`, "give each Service its own clusterIP");
+      err(
+        res,
+        ["spec", "clusterIP"],
+        `VIP ${vip} is already used by ${owner}`,
+        "give each Service its own clusterIP",
+      );
       continue;
     }
     vips.set(vip, `Service "${displayName(res)}"`);
@@ -445,7 +461,12 @@ function compileServices(
     if (vip === undefined) {
       vip = assign(key);
       if (vip === undefined) {
-        err(res, ["spec"], `no free VIP left in vipRange ${mesh.vipRange}`, "widen Mesh spec.vipRange or set clusterIP");
+        err(
+          res,
+          ["spec"],
+          `no free VIP left in vipRange ${mesh.vipRange}`,
+          "widen Mesh spec.vipRange or set clusterIP",
+        );
         continue;
       }
     }
@@ -473,10 +494,21 @@ function compileServices(
             );
           }
         });
-        endpoints.push({ workload: w.key, node: w.node, address: w.address, ports: map, weight: w.weight });
+        endpoints.push({
+          workload: w.key,
+          node: w.node,
+          address: w.address,
+          ports: map,
+          weight: w.weight,
+        });
       }
       if (endpoints.length === 0) {
-        warn(res, ["spec", "selector"], `selector matches no WorkloadEntry in namespace "${ns}"`, "the service has no endpoints");
+        warn(
+          res,
+          ["spec", "selector"],
+          `selector matches no WorkloadEntry in namespace "${ns}"`,
+          "the service has no endpoints",
+        );
       }
     }
     const own = res.metadata.labels[USE_WAYPOINT_LABEL];
@@ -637,4 +669,3 @@ function deepFreeze<T>(value: T, seen = new Set<unknown>()): T {
   }
   return Object.freeze(value);
 }
-

@@ -6,8 +6,14 @@
  * @module
  */
 import type { Logger } from "../log/logger.ts";
-import { type CompileResult, compilePath } from "./compile.ts";
-import { type ConfigIssue, ConfigError, ConfigReadError, formatIssue, isConfigFile } from "./load.ts";
+import { compilePath, type CompileResult } from "./compile.ts";
+import {
+  ConfigError,
+  type ConfigIssue,
+  ConfigReadError,
+  formatIssue,
+  isConfigFile,
+} from "./load.ts";
 import type { Snapshot } from "./snapshot.ts";
 import type { WorkerReply, WorkerRequest } from "./worker.ts";
 
@@ -208,7 +214,12 @@ export class ConfigStore {
         });
         for (const w of result.issues) this.logger?.warn(formatIssue(w));
       } else {
-        outcome = this.#fail(reason, new ConfigError(result.issues).message, result.issues, started);
+        outcome = this.#fail(
+          reason,
+          new ConfigError(result.issues).message,
+          result.issues,
+          started,
+        );
       }
     } catch (e) {
       const msg = e instanceof ConfigReadError || e instanceof Error ? e.message : String(e);
@@ -218,7 +229,12 @@ export class ConfigStore {
     return outcome;
   }
 
-  #fail(reason: ReloadReason, error: string, issues: readonly ConfigIssue[], started: number): ReloadOutcome {
+  #fail(
+    reason: ReloadReason,
+    error: string,
+    issues: readonly ConfigIssue[],
+    started: number,
+  ): ReloadOutcome {
     this.stats.failures++;
     this.#lastFailure = { at: new Date(), reason, error, issues };
     this.logger?.error("config reload rejected; keeping the last good config", {
@@ -293,7 +309,10 @@ export class ConfigStore {
 function workerCompiler(): { compile: Compiler; close: () => void } {
   const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
   let nextId = 1;
-  const waiting = new Map<number, { resolve: (r: CompileResult) => void; reject: (e: Error) => void }>();
+  const waiting = new Map<
+    number,
+    { resolve: (r: CompileResult) => void; reject: (e: Error) => void }
+  >();
   worker.onmessage = (e: MessageEvent<WorkerReply>) => {
     const w = waiting.get(e.data.id);
     if (!w) return;

@@ -27,7 +27,12 @@ self_.onmessage = async (e: MessageEvent<WorkerRequest>) => {
     self_.postMessage({ id, ok: true, result } satisfies WorkerReply);
   } catch (err) {
     self_.postMessage(
-      { id, ok: false, error: (err as Error).message, code: (err as { code?: string }).code } satisfies WorkerReply,
+      {
+        id,
+        ok: false,
+        error: (err as Error).message,
+        code: (err as { code?: string }).code,
+      } satisfies WorkerReply,
     );
   }
 };

@@ -24,7 +24,9 @@ export function localView(s: Snapshot, node: string): LocalView {
   const info = s.nodes.get(node);
   if (!info) {
     throw new UnknownNodeError(
-      `node "${node}" is not in the config (nodes: ${[...s.nodes.keys()].join(", ") || "none"}); add a Node resource or fix --node`,
+      `node "${node}" is not in the config (nodes: ${
+        [...s.nodes.keys()].join(", ") || "none"
+      }); add a Node resource or fix --node`,
     );
   }
   const workloads = new Map(

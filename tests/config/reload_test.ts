@@ -76,7 +76,10 @@ Deno.test("reload rejects an invalid change, keeps the last good snapshot and sa
   try {
     const before = store.current;
     const next = store.nextReload();
-    await writeAtomic(`${dir}/svc.yaml`, service(80).replace("ports: [{port: 80}]", "ports: [{port: http}]"));
+    await writeAtomic(
+      `${dir}/svc.yaml`,
+      service(80).replace("ports: [{port: 80}]", "ports: [{port: http}]"),
+    );
     const o = await next;
     assertEquals(o.applied, false);
     assertIncludes(o.error!, `${dir}/svc.yaml:6 spec.ports[0].port: "http" is not a port number`);
@@ -147,7 +150,15 @@ Deno.test("a store does not open on an invalid config", async () => {
 Deno.test("ztunnel process: labelling a namespace enrolls its workloads without a restart; SIGHUP reloads; SIGTERM exits 0", async () => {
   const dir = await meshDir();
   await Deno.writeTextFile(`${dir}/shop.yaml`, namespace(false));
-  const p = new AmbitProcess(["ztunnel", "--config", dir, "--node", "node-a", "--log-format", "json"]);
+  const p = new AmbitProcess([
+    "ztunnel",
+    "--config",
+    dir,
+    "--node",
+    "node-a",
+    "--log-format",
+    "json",
+  ]);
   try {
     const loaded = await p.waitForRecord((r) => r.msg === "config loaded");
     assertEquals(loaded.workloads, "none");
@@ -167,7 +178,10 @@ Deno.test("ztunnel process: labelling a namespace enrolls its workloads without 
 
     // A broken edit is logged and the process keeps running.
     const from3 = p.records.length;
-    await writeAtomic(`${dir}/svc.yaml`, "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{port: 0}]}\n");
+    await writeAtomic(
+      `${dir}/svc.yaml`,
+      "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{port: 0}]}\n",
+    );
     const rejected = await p.waitForRecord((r) => r.level === "error", { from: from3 });
     assertIncludes(String(rejected.error), "spec.ports[0].port: 0 is not a port number");
   } finally {

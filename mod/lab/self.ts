@@ -1,0 +1,17 @@
+/**
+ * How to start another ambit process: the compiled binary runs itself; from
+ * source, Deno runs main.ts with ambit's permission flags.
+ *
+ * @module
+ */
+import { AMBIT_PERMISSIONS } from "../permissions.ts";
+
+/** The argv prefix that starts ambit (before the subcommand). */
+export function selfCommand(): string[] {
+  const exec = Deno.execPath();
+  const base = exec.slice(exec.lastIndexOf("/") + 1);
+  if (base === "deno" || base === "deno.exe") {
+    return [exec, "run", ...AMBIT_PERMISSIONS, new URL("../../main.ts", import.meta.url).pathname];
+  }
+  return [exec];
+}
