@@ -173,7 +173,10 @@ Deno.test("deno.json agrees with the code: version, permission flags, pinned Den
 
 Deno.test("generated files are current: README reference sections and the embedded lab config", async () => {
   const readme = await Deno.readTextFile(`${REPO_ROOT}README.md`);
-  assertOk(renderReadme(readme) === readme, "README.md is out of date: run deno task generate");
+  assertOk(
+    (await renderReadme(readme)) === readme,
+    "README.md is out of date: run deno task generate",
+  );
   const lab = await Deno.readTextFile(`${REPO_ROOT}mod/lab/lab_config.ts`);
   assertOk(
     (await renderLabConfig()) === lab,
