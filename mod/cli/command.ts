@@ -154,6 +154,7 @@ export async function runCli(
       !s.choices.includes(parsed.values[k] as string)
     ) {
       err(`${path}: --${k} must be one of ${s.choices.join(", ")}, got "${parsed.values[k]}"`);
+      err(usageLine(cmd, path) + `\nRun '${path} --help' for details.`);
       return EXIT_USAGE;
     }
   }
@@ -179,7 +180,12 @@ export async function runCli(
       err(usageLine(cmd, path) + `\nRun '${path} --help' for details.`);
       return EXIT_USAGE;
     }
-    if (e instanceof ConfigError || e instanceof ConfigReadError) {
+    if (e instanceof ConfigReadError) {
+      err(`${path}: ${e.message}`);
+      err(usageLine(cmd, path) + `\nRun '${path} --help' for details.`);
+      return EXIT_USAGE;
+    }
+    if (e instanceof ConfigError) {
       err(`${path}: ${e.message}`);
       return EXIT_USAGE;
     }

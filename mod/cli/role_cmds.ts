@@ -5,9 +5,9 @@
  * @module
  */
 import { ConfigStore } from "../config/store.ts";
-import type { Logger } from "../log/logger.ts";
 import { diffViews, type LocalView, localView } from "../ztunnel/local_view.ts";
 import { type Command, EXIT_OK, requireOption, UsageError } from "./command.ts";
+import { untilStopSignal } from "./signals.ts";
 
 const configOption = {
   config: {
@@ -17,22 +17,6 @@ const configOption = {
     description: "mesh config file or directory (watched; SIGHUP reloads)",
   },
 } as const;
-
-/** Resolves when SIGTERM or SIGINT arrives. */
-function untilStopSignal(logger: Logger): Promise<string> {
-  return new Promise((resolve) => {
-    const signals: Deno.Signal[] = ["SIGTERM", "SIGINT"];
-    const handlers = signals.map((sig) => {
-      const h = () => {
-        for (const [s, f] of handlers) Deno.removeSignalListener(s, f);
-        logger.info("stopping", { signal: sig });
-        resolve(sig);
-      };
-      Deno.addSignalListener(sig, h);
-      return [sig, h] as const;
-    });
-  });
-}
 
 /** `ambit ztunnel`. */
 export const ztunnelCommand: Command = {
