@@ -7,6 +7,7 @@ import { type Command, EXIT_OK, runCli } from "./command.ts";
 import { configCommand, validateCommand } from "./config_cmds.ts";
 import { waypointCommand, ztunnelCommand } from "./role_cmds.ts";
 import { caCommand } from "./ca_cmds.ts";
+import { certsCommand } from "./certs_cmd.ts";
 import { labCommand } from "./lab_cmds.ts";
 import { VERSION } from "../version.ts";
 
@@ -52,6 +53,7 @@ Exit status: 0 ok, 1 runtime failure, 2 usage or config error.`,
     ztunnelCommand,
     waypointCommand,
     caCommand,
+    certsCommand,
     validateCommand,
     configCommand,
     labCommand,

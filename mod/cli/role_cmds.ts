@@ -5,7 +5,11 @@
  * @module
  */
 import { ConfigStore } from "../config/store.ts";
-import { diffViews, type LocalView, localView } from "../ztunnel/local_view.ts";
+import { localView, UnknownNodeError } from "../ztunnel/local_view.ts";
+import { Ztunnel } from "../ztunnel/ztunnel.ts";
+import { CertManager } from "../identity/cert_manager.ts";
+import { serveAdmin } from "../admin/admin.ts";
+import { adminAddress, certSource, IDENTITY_OPTIONS } from "./identity_opts.ts";
 import { type Command, EXIT_OK, requireOption, UsageError } from "./command.ts";
 import { untilStopSignal } from "./signals.ts";
 
@@ -24,55 +28,44 @@ export const ztunnelCommand: Command = {
   summary: "Run the per-host L4 proxy (identity, mTLS via HBONE, L4 policy) for one node",
   options: {
     ...configOption,
-    node: {
-      type: "string",
-      short: "n",
-      arg: "NAME",
-      description: "this host's Node name in the config",
-    },
+    node: { type: "string", short: "n", arg: "NAME", description: "this host's Node name in the config" },
+    ...IDENTITY_OPTIONS,
   },
   description: `
 Loads the mesh config, keeps it current (file changes and SIGHUP reload it;
-an invalid change is rejected and the last good config stays in force) and
-serves the enrolled workloads placed on --node.`,
-  examples: ["ambit ztunnel --config /etc/ambit/mesh --node node-a"],
+an invalid change is rejected and the last good config stays in force),
+obtains and renews certificates for the enrolled workloads placed on --node,
+and serves the admin API (/certs, /config_dump) on --admin.`,
+  examples: [
+    "ambit ztunnel --config /etc/ambit/mesh --node node-a --credential /etc/ambit/node",
+    "ambit ztunnel --config config/lab --node node-a --ca-dir ./lab-ca   # lab only",
+  ],
   async run(ctx) {
     const path = requireOption(ctx, "config");
     const node = requireOption(ctx, "node");
+    const admin = adminAddress(ctx);
     const logger = ctx.logger.child({ role: "ztunnel", node });
     const store = await ConfigStore.open(path, { logger, sighup: true });
-    let view: LocalView;
+    let z: Ztunnel | undefined;
+    let closeSource = () => {};
     try {
-      view = localView(store.current, node);
+      if (!store.current.nodes.has(node)) localView(store.current, node); // throws with the node list
+      const src = await certSource(ctx, store.current, logger);
+      closeSource = src.close;
+      z = Ztunnel.start({ store, node, certSource: src.source, bundlePem: src.bundlePem, logger, admin });
     } catch (e) {
+      closeSource();
       await store.close();
-      throw new UsageError((e as Error).message);
+      if (e instanceof UnknownNodeError) throw new UsageError(e.message);
+      throw e;
     }
     logger.info("config loaded", {
       generation: store.generation,
-      workloads: [...view.workloads.keys()].join(",") || "none",
-    });
-    store.onReload((o) => {
-      if (!o.applied) return;
-      try {
-        const next = localView(store.current, node);
-        const d = diffViews(view, next);
-        for (const k of d.added) {
-          logger.info("workload enrolled", {
-            workload: k,
-            identity: next.workloads.get(k)!.identity,
-          });
-        }
-        for (const k of d.removed) logger.info("workload left", { workload: k });
-        for (const k of d.changed) logger.info("workload changed", { workload: k });
-        view = next;
-      } catch (e) {
-        logger.error("this node is no longer in the config; serving nothing", {
-          error: e as Error,
-        });
-      }
+      workloads: [...z.view.workloads.keys()].join(",") || "none",
     });
     await untilStopSignal(logger);
+    await z.close();
+    closeSource();
     await store.close();
     return EXIT_OK;
   },
@@ -89,14 +82,19 @@ export const waypointCommand: Command = {
       arg: "NS/NAME",
       description: "the waypoint's Gateway (class istio-waypoint) as namespace/name",
     },
+    ...IDENTITY_OPTIONS,
   },
-  examples: ["ambit waypoint --config /etc/ambit/mesh --name shop/waypoint"],
+  description: `
+Loads the mesh config and follows reloads, obtains and renews the waypoint's
+certificate (spiffe://<td>/ns/<namespace>/sa/<gateway name>, as Istio's
+waypoints) and serves the admin API. The credential is the credential of the
+Node the Gateway names (annotation ambit.io/node).`,
+  examples: ["ambit waypoint --config /etc/ambit/mesh --name shop/waypoint --credential /etc/ambit/node"],
   async run(ctx) {
     const path = requireOption(ctx, "config");
     const name = requireOption(ctx, "name");
-    if (!/^[^/]+\/[^/]+$/.test(name)) {
-      throw new UsageError(`--name must be namespace/name, got "${name}"`);
-    }
+    if (!/^[^/]+\/[^/]+$/.test(name)) throw new UsageError(`--name must be namespace/name, got "${name}"`);
+    const admin = adminAddress(ctx);
     const logger = ctx.logger.child({ role: "waypoint", waypoint: name });
     const store = await ConfigStore.open(path, { logger, sighup: true });
     const wp = store.current.waypoints.get(name);
@@ -107,19 +105,38 @@ export const waypointCommand: Command = {
         `waypoint "${name}" is not in the config (waypoints: ${known}); add a Gateway with gatewayClassName istio-waypoint`,
       );
     }
-    const bound = [...store.current.services.values()].filter((s) => s.waypoint === name);
+    let src;
+    try {
+      src = await certSource(ctx, store.current, logger);
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+    const certs = new CertManager({ source: src.source, logger, bundlePem: src.bundlePem });
+    certs.sync([wp.identity]);
+    const server = admin
+      ? serveAdmin({
+        certs: () => ({ node: wp.node, identities: certs.list(), trustBundle: [] }),
+        configDump: () => ({ generation: store.generation, lastReloadError: store.lastFailure, waypoint: store.current.waypoints.get(name) }),
+      }, { ...admin, logger })
+      : undefined;
+    const bound = () => [...store.current.services.values()].filter((s) => s.waypoint === name).map((s) => s.key);
     logger.info("config loaded", {
       generation: store.generation,
       address: `${wp.address}:${wp.port}`,
-      services: bound.map((s) => s.key).join(",") || "none",
+      identity: wp.identity,
+      services: bound().join(",") || "none",
     });
     store.onReload((o) => {
-      if (o.applied) {
-        const now = [...store.current.services.values()].filter((s) => s.waypoint === name);
-        logger.info("config updated", { services: now.map((s) => s.key).join(",") || "none" });
-      }
+      if (!o.applied) return;
+      const now = store.current.waypoints.get(name);
+      certs.sync(now ? [now.identity] : []);
+      logger.info("config updated", { services: bound().join(",") || "none" });
     });
     await untilStopSignal(logger);
+    certs.close();
+    await server?.close();
+    src.close();
     await store.close();
     return EXIT_OK;
   },

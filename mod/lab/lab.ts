@@ -10,6 +10,8 @@ import { ConfigError, formatIssue } from "../config/load.ts";
 import type { Snapshot } from "../config/snapshot.ts";
 import { LAB_CONFIG } from "./lab_config.ts";
 import { AmbitChild } from "./process.ts";
+import { initCaDir } from "../identity/ca_dir.ts";
+import type { CertStatus } from "../identity/cert_manager.ts";
 
 /** Options for {@link runLab}. */
 export interface LabOptions {
@@ -54,8 +56,19 @@ export async function runLab(options: LabOptions): Promise<number> {
     for (const w of compiled.issues) out(`  note: ${formatIssue(w)}`);
     out("");
 
+    const ca = await initCaDir(`${dir}/ca`, { trustDomain: s.mesh.trustDomain });
+    out(`CA: trust domain ${ca.trustDomain}, root serial ${ca.roots[0].serialNumber} (${dir}/ca)`);
+    out("");
     const start = async (label: string, args: string[]) => {
-      const child = new AmbitChild([...args, "--config", configDir, "--log-format", "json"]);
+      const child = new AmbitChild([
+        ...args,
+        "--config",
+        configDir,
+        "--ca-dir",
+        `${dir}/ca`,
+        "--log-format",
+        "json",
+      ]);
       children.push([label, child]);
       const t0 = performance.now();
       await child.waitForRecord((r) => r.msg === "config loaded");
@@ -66,10 +79,24 @@ export async function runLab(options: LabOptions): Promise<number> {
       );
       return child;
     };
-    out("Starting the nodes:");
-    const nodeA = await start("ztunnel node-a", ["ztunnel", "--node", "node-a"]);
-    await start("ztunnel node-b", ["ztunnel", "--node", "node-b"]);
-    await start("waypoint shop/waypoint", ["waypoint", "--name", "shop/waypoint"]);
+    out("Starting the nodes (admin APIs on their loopback addresses, port 15000):");
+    const admins: [string, string][] = [
+      ["node-a", `${s.nodes.get("node-a")!.address}:15000`],
+      ["node-b", `${s.nodes.get("node-b")!.address}:15000`],
+      ["shop/waypoint", `${s.waypoints.get("shop/waypoint")!.address}:15000`],
+    ];
+    const nodeA = await start("ztunnel node-a", ["ztunnel", "--node", "node-a", "--admin", admins[0][1]]);
+    await start("ztunnel node-b", ["ztunnel", "--node", "node-b", "--admin", admins[1][1]]);
+    await start("waypoint shop/waypoint", ["waypoint", "--name", "shop/waypoint", "--admin", admins[2][1]]);
+    out("");
+
+    out("Workload certificates (issued on each node; keys never leave it):");
+    for (const [label, admin] of admins) {
+      const certs = await waitForCerts(admin);
+      for (const c of certs) {
+        out(`  ${label.padEnd(14)} ${c.id.padEnd(44)} serial ${c.serial?.slice(0, 12)}… until ${c.notAfter}`);
+      }
+    }
     out("");
 
     out("Hot reload: label namespace legacy with istio.io/dataplane-mode=ambient (no restart):");
@@ -100,10 +127,25 @@ export async function runLab(options: LabOptions): Promise<number> {
     }
     out("");
     out("Explore: ambit validate config/lab · ambit config dump --config config/lab --node node-a");
+    out("         ambit lab --dir /tmp/lab keeps the files; ambit certs --admin 127.0.1.1:15000 while a node runs");
     return clean ? 0 : 1;
   } finally {
     for (const [, child] of children) await child.stop(2000);
     if (!options.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Polls a node's /certs until every identity it tracks is valid. */
+async function waitForCerts(admin: string): Promise<CertStatus[]> {
+  const deadline = Date.now() + 15_000;
+  while (true) {
+    try {
+      const res = await fetch(`http://${admin}/certs`);
+      const body = await res.json() as { identities: CertStatus[] };
+      if (body.identities.length > 0 && body.identities.every((c) => c.state === "valid")) return body.identities;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) throw new Error(`certificates on ${admin} not ready in time`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

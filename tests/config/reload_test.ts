@@ -6,6 +6,7 @@ import { assertEquals, assertIncludes, assertOk, assertRejects } from "../_util/
 import { AmbitProcess } from "../_util/proc.ts";
 import { ConfigStore } from "../../mod/config/store.ts";
 import { ConfigError } from "../../mod/config/load.ts";
+import { initCaDir } from "../../mod/identity/ca_dir.ts";
 
 const NODES = `apiVersion: ambit.io/v1alpha1
 kind: Node
@@ -150,12 +151,18 @@ Deno.test("a store does not open on an invalid config", async () => {
 Deno.test("ztunnel process: labelling a namespace enrolls its workloads without a restart; SIGHUP reloads; SIGTERM exits 0", async () => {
   const dir = await meshDir();
   await Deno.writeTextFile(`${dir}/shop.yaml`, namespace(false));
+  const caDir = await Deno.makeTempDir();
+  await initCaDir(`${caDir}/ca`, { trustDomain: "cluster.local" });
   const p = new AmbitProcess([
     "ztunnel",
     "--config",
     dir,
     "--node",
     "node-a",
+    "--ca-dir",
+    `${caDir}/ca`,
+    "--admin",
+    "off",
     "--log-format",
     "json",
   ]);
@@ -187,5 +194,6 @@ Deno.test("ztunnel process: labelling a namespace enrolls its workloads without 
   } finally {
     assertEquals(await p.stop(), 0);
     await Deno.remove(dir, { recursive: true });
+    await Deno.remove(caDir, { recursive: true });
   }
 });
