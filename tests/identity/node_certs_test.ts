@@ -1,0 +1,73 @@
+/**
+ * End to end with real processes: `ambit ca serve`, a node credential from
+ * `ambit ca issue-node`, and `ambit ztunnel` obtaining certificates for its
+ * workloads; `ambit certs` reads them from the admin API.
+ */
+import { assertEquals, assertEventually, assertIncludes } from "../_util/asserts.ts";
+import { AmbitProcess, runAmbit } from "../_util/proc.ts";
+import { freePort } from "../_util/net.ts";
+import { meshYaml, TD } from "./_ca_fixture.ts";
+
+Deno.test("ztunnel obtains certificates from the CA service with its node credential; ambit certs shows them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ambit-node-certs-" });
+  const caPort = freePort();
+  const adminPort = freePort();
+  const procs: AmbitProcess[] = [];
+  try {
+    await Deno.mkdir(`${dir}/mesh`);
+    await Deno.writeTextFile(`${dir}/mesh/mesh.yaml`, meshYaml(["node-a", "node-b"]));
+    assertEquals((await runAmbit(["ca", "init", "--trust-domain", TD, "--out", `${dir}/ca`, "--intermediate"])).code, 0);
+    assertEquals((await runAmbit(["ca", "issue-node", "node-a", "--ca", `${dir}/ca`, "--out", `${dir}/node-a`])).code, 0);
+    const ca = new AmbitProcess(["ca", "serve", "--config", `${dir}/mesh`, "--ca", `${dir}/ca`, "--listen", `127.0.0.1:${caPort}`, "--log-format", "json"]);
+    procs.push(ca);
+    await ca.waitForRecord((r) => r.msg === "CA service listening");
+    const z = new AmbitProcess([
+      "ztunnel",
+      "--config",
+      `${dir}/mesh`,
+      "--node",
+      "node-a",
+      "--credential",
+      `${dir}/node-a`,
+      "--ca-address",
+      `127.0.0.1:${caPort}`,
+      "--admin",
+      `127.0.0.1:${adminPort}`,
+      "--log-format",
+      "json",
+    ]);
+    procs.push(z);
+    const issued = await z.waitForRecord((r) => r.msg === "certificate issued");
+    assertEquals(issued.identity, `spiffe://${TD}/ns/shop/sa/web`);
+    await ca.waitForRecord((r) => r.msg === "certificate issued" && r.node === "node-a");
+
+    const text = await runAmbit(["certs", "--admin", `127.0.0.1:${adminPort}`]);
+    assertEquals(text.code, 0, text.stderr);
+    assertIncludes(text.stdout, "node node-a");
+    assertIncludes(text.stdout, `spiffe://${TD}/ns/shop/sa/web`);
+    assertIncludes(text.stdout, "valid");
+    assertIncludes(text.stdout, "trust root: O=ambit.test, CN=ambit root CA");
+
+    // The workload moves to node-b: node-a forgets its certificate.
+    await Deno.writeTextFile(`${dir}/mesh/mesh.yaml`, meshYaml(["node-a", "node-b"]).replace("{node: node-a, serviceAccount: web}", "{node: node-b, serviceAccount: web}"));
+    await z.waitForRecord((r) => r.msg === "certificate forgotten: identity left the node");
+    await assertEventually(async () => {
+      const json = await runAmbit(["certs", "--admin", `127.0.0.1:${adminPort}`, "--output", "json"]);
+      return JSON.parse(json.stdout).identities.length === 0;
+    });
+
+    // The admin API is local only: no answer on a non-loopback address, and a clear error from the CLI when down.
+    const down = await runAmbit(["certs", "--admin", `127.0.0.1:${freePort()}`]);
+    assertEquals(down.code, 1);
+    assertIncludes(down.stdout, "is the node running");
+  } finally {
+    for (const p of procs.reverse()) assertEquals(await p.stop(), 0);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ztunnel refuses to start without a certificate source, naming the options", async () => {
+  const r = await runAmbit(["ztunnel", "--config", "config/edge", "--node", "edge-1", "--admin", "off"]);
+  assertEquals(r.code, 2);
+  assertIncludes(r.stderr, "no certificate source: give --credential DIR");
+});
