@@ -13,6 +13,8 @@ export interface AdminSources {
   certs?: () => unknown;
   /** `/config_dump`: effective snapshot and last reload error. */
   configDump?: () => unknown;
+  /** `/stats/prometheus`: Prometheus text. */
+  metrics?: () => string;
 }
 
 /** Raised when the admin address is not a loopback address. */
@@ -32,12 +34,23 @@ export function adminApp(sources: AdminSources): Hono<{ Bindings: { remote?: str
   });
   app.get("/", (c) =>
     c.json({
-      endpoints: ["/certs", "/config_dump"].filter((p) =>
-        p === "/certs" ? sources.certs : sources.configDump
-      ),
+      endpoints: [
+        ...(sources.certs ? ["/certs"] : []),
+        ...(sources.configDump ? ["/config_dump"] : []),
+        ...(sources.metrics ? ["/stats/prometheus"] : []),
+      ],
     }));
   if (sources.certs) app.get("/certs", (c) => c.json(sources.certs!()));
   if (sources.configDump) app.get("/config_dump", (c) => c.json(sources.configDump!()));
+  if (sources.metrics) {
+    app.get(
+      "/stats/prometheus",
+      (c) =>
+        c.body(sources.metrics!(), 200, {
+          "content-type": "text/plain; version=0.0.4; charset=utf-8",
+        }),
+    );
+  }
   app.notFound((c) => c.json({ error: `no admin endpoint ${new URL(c.req.url).pathname}` }, 404));
   return app;
 }
@@ -60,7 +73,9 @@ export function serveAdmin(
   o: { hostname: string; port: number; logger?: Logger },
 ): AdminServer {
   if (!isLoopback(o.hostname) && o.hostname !== "localhost") {
-    throw new AdminAddressError(`admin address ${o.hostname} is not a loopback address; the admin API is local only`);
+    throw new AdminAddressError(
+      `admin address ${o.hostname} is not a loopback address; the admin API is local only`,
+    );
   }
   const app = adminApp(sources);
   const server = Deno.serve({

@@ -7,7 +7,13 @@
 import { parseDuration } from "../config/formats.ts";
 import type { Snapshot } from "../config/snapshot.ts";
 import { CaDirError, loadCaDir } from "../identity/ca_dir.ts";
-import { CaClient, type CertificateSource, loadCredentialDir, LocalCa, toPem } from "../identity/ca_client.ts";
+import {
+  CaClient,
+  type CertificateSource,
+  loadCredentialDir,
+  LocalCa,
+  toPem,
+} from "../identity/ca_client.ts";
 import type { Logger } from "../log/logger.ts";
 import { type Context, type OptionSpec, UsageError } from "./command.ts";
 
@@ -54,9 +60,13 @@ export async function certSource(
       throw e;
     }
     if (ca.trustDomain !== s.mesh.trustDomain) {
-      throw new UsageError(`--ca-dir is for trust domain "${ca.trustDomain}" but the mesh is "${s.mesh.trustDomain}"`);
+      throw new UsageError(
+        `--ca-dir is for trust domain "${ca.trustDomain}" but the mesh is "${s.mesh.trustDomain}"`,
+      );
     }
-    logger.warn("minting certificates locally with --ca-dir: lab only, this node can mint any identity");
+    logger.warn(
+      "minting certificates locally with --ca-dir: lab only, this node can mint any identity",
+    );
     const ttl = parseDuration(s.mesh.ca.workloadCertTTL) ?? 24 * 3600e3;
     return { source: new LocalCa(ca, ttl), bundlePem: toPem(ca.roots), close: () => {} };
   }
@@ -66,7 +76,9 @@ export async function certSource(
     );
   }
   const address = (ctx.options["ca-address"] as string | undefined) ?? s.mesh.ca.address;
-  if (!address) throw new UsageError("no CA address: set Mesh spec.ca.address or give --ca-address");
+  if (!address) {
+    throw new UsageError("no CA address: set Mesh spec.ca.address or give --ca-address");
+  }
   let credential;
   try {
     credential = await loadCredentialDir(credDir);

@@ -28,7 +28,12 @@ export const ztunnelCommand: Command = {
   summary: "Run the per-host L4 proxy (identity, mTLS via HBONE, L4 policy) for one node",
   options: {
     ...configOption,
-    node: { type: "string", short: "n", arg: "NAME", description: "this host's Node name in the config" },
+    node: {
+      type: "string",
+      short: "n",
+      arg: "NAME",
+      description: "this host's Node name in the config",
+    },
     ...IDENTITY_OPTIONS,
   },
   description: `
@@ -52,7 +57,14 @@ and serves the admin API (/certs, /config_dump) on --admin.`,
       if (!store.current.nodes.has(node)) localView(store.current, node); // throws with the node list
       const src = await certSource(ctx, store.current, logger);
       closeSource = src.close;
-      z = Ztunnel.start({ store, node, certSource: src.source, bundlePem: src.bundlePem, logger, admin });
+      z = Ztunnel.start({
+        store,
+        node,
+        certSource: src.source,
+        bundlePem: src.bundlePem,
+        logger,
+        admin,
+      });
     } catch (e) {
       closeSource();
       await store.close();
@@ -89,11 +101,15 @@ Loads the mesh config and follows reloads, obtains and renews the waypoint's
 certificate (spiffe://<td>/ns/<namespace>/sa/<gateway name>, as Istio's
 waypoints) and serves the admin API. The credential is the credential of the
 Node the Gateway names (annotation ambit.io/node).`,
-  examples: ["ambit waypoint --config /etc/ambit/mesh --name shop/waypoint --credential /etc/ambit/node"],
+  examples: [
+    "ambit waypoint --config /etc/ambit/mesh --name shop/waypoint --credential /etc/ambit/node",
+  ],
   async run(ctx) {
     const path = requireOption(ctx, "config");
     const name = requireOption(ctx, "name");
-    if (!/^[^/]+\/[^/]+$/.test(name)) throw new UsageError(`--name must be namespace/name, got "${name}"`);
+    if (!/^[^/]+\/[^/]+$/.test(name)) {
+      throw new UsageError(`--name must be namespace/name, got "${name}"`);
+    }
     const admin = adminAddress(ctx);
     const logger = ctx.logger.child({ role: "waypoint", waypoint: name });
     const store = await ConfigStore.open(path, { logger, sighup: true });
@@ -117,10 +133,15 @@ Node the Gateway names (annotation ambit.io/node).`,
     const server = admin
       ? serveAdmin({
         certs: () => ({ node: wp.node, identities: certs.list(), trustBundle: [] }),
-        configDump: () => ({ generation: store.generation, lastReloadError: store.lastFailure, waypoint: store.current.waypoints.get(name) }),
+        configDump: () => ({
+          generation: store.generation,
+          lastReloadError: store.lastFailure,
+          waypoint: store.current.waypoints.get(name),
+        }),
       }, { ...admin, logger })
       : undefined;
-    const bound = () => [...store.current.services.values()].filter((s) => s.waypoint === name).map((s) => s.key);
+    const bound = () =>
+      [...store.current.services.values()].filter((s) => s.waypoint === name).map((s) => s.key);
     logger.info("config loaded", {
       generation: store.generation,
       address: `${wp.address}:${wp.port}`,

@@ -22,24 +22,38 @@ export type SigningDecision =
   | { readonly allowed: false; readonly code: RefusalCode; readonly message: string };
 
 /** Decides whether `requester` (the client certificate's ID) may obtain `requested`. */
-export function authorizeSigning(s: Snapshot, requester: SpiffeId, requested: SpiffeId): SigningDecision {
+export function authorizeSigning(
+  s: Snapshot,
+  requester: SpiffeId,
+  requested: SpiffeId,
+): SigningDecision {
   const td = s.mesh.trustDomain;
   if (requester.kind !== "node") {
-    return deny("not_a_node", `only node credentials may request certificates; the client is a ${requester.kind} identity`);
+    return deny(
+      "not_a_node",
+      `only node credentials may request certificates; the client is a ${requester.kind} identity`,
+    );
   }
   if (requester.trustDomain !== td) {
-    return deny("wrong_trust_domain", `node credential is from trust domain "${requester.trustDomain}"; this mesh is "${td}"`);
+    return deny(
+      "wrong_trust_domain",
+      `node credential is from trust domain "${requester.trustDomain}"; this mesh is "${td}"`,
+    );
   }
   if (!s.nodes.has(requester.node)) {
     return deny("unknown_node", `node "${requester.node}" is not in the mesh config`);
   }
   if (requested.trustDomain !== td) {
-    return deny("wrong_trust_domain", `requested identity is in trust domain "${requested.trustDomain}"; this mesh is "${td}"`);
+    return deny(
+      "wrong_trust_domain",
+      `requested identity is in trust domain "${requested.trustDomain}"; this mesh is "${td}"`,
+    );
   }
   if (requested.kind === "node") {
-    return requested.node === requester.node
-      ? { allowed: true, usage: "node" }
-      : deny("not_on_node", `node "${requester.node}" may not obtain the credential of node "${requested.node}"`);
+    return requested.node === requester.node ? { allowed: true, usage: "node" } : deny(
+      "not_on_node",
+      `node "${requester.node}" may not obtain the credential of node "${requested.node}"`,
+    );
   }
   if (requested.kind !== "workload") {
     return deny("not_a_workload", `the ${requested.kind} identity is never issued to nodes`);

@@ -49,12 +49,19 @@ export async function loadCredentialDir(dir: string): Promise<Credential> {
     try {
       return await Deno.readTextFile(`${dir}/${f}`);
     } catch (e) {
-      throw new Error(`cannot read ${dir}/${f}: ${(e as Error).message} (create it with: ambit ca issue-node)`, {
-        cause: e,
-      });
+      throw new Error(
+        `cannot read ${dir}/${f}: ${(e as Error).message} (create it with: ambit ca issue-node)`,
+        {
+          cause: e,
+        },
+      );
     }
   };
-  return { certPem: await read("cert.pem"), keyPem: await read("key.pem"), bundlePem: await read("bundle.pem") };
+  return {
+    certPem: await read("cert.pem"),
+    keyPem: await read("key.pem"),
+    bundlePem: await read("bundle.pem"),
+  };
 }
 
 /** Options for {@link CaClient}. */
@@ -87,20 +94,31 @@ export class CaClient implements CertificateSource {
       minVersion: "TLSv1.3",
       // Names are not checked, identities are: the server must be the mesh's CA.
       checkServerIdentity: (_host: string, cert: PeerCertificate) => {
-        const id = cert.raw ? spiffeIdOf(new x509.X509Certificate(new Uint8Array(cert.raw).slice())) : undefined;
-        return id === expected ? undefined : new Error(`CA server identity is ${id ?? "none"}, expected ${expected}`);
+        const id = cert.raw
+          ? spiffeIdOf(new x509.X509Certificate(new Uint8Array(cert.raw).slice()))
+          : undefined;
+        return id === expected
+          ? undefined
+          : new Error(`CA server identity is ${id ?? "none"}, expected ${expected}`);
       },
     });
   }
 
   /** Sends a CSR; returns the chain and trust bundle. */
   async sign(csrPem: string): Promise<Signed> {
-    const { status, body } = await this.#request("POST", "/v1/certificates", JSON.stringify({ csr: csrPem }));
+    const { status, body } = await this.#request(
+      "POST",
+      "/v1/certificates",
+      JSON.stringify({ csr: csrPem }),
+    );
     const parsed = this.#parse(status, body) as { certChain?: string; trustBundle?: string };
     if (typeof parsed.certChain !== "string" || typeof parsed.trustBundle !== "string") {
       throw new CaUnavailableError("CA answered 200 without certChain/trustBundle");
     }
-    return { chain: parseCertificates(parsed.certChain), roots: parseCertificates(parsed.trustBundle) };
+    return {
+      chain: parseCertificates(parsed.certChain),
+      roots: parseCertificates(parsed.trustBundle),
+    };
   }
 
   /** Fetches the current trust bundle. */
@@ -119,7 +137,11 @@ export class CaClient implements CertificateSource {
     }
     if (status !== 200) {
       const err = (json.error ?? {}) as { code?: string; message?: string };
-      throw new CaRefusedError(status, err.code ?? "unknown", `CA refused (${status} ${err.code}): ${err.message}`);
+      throw new CaRefusedError(
+        status,
+        err.code ?? "unknown",
+        `CA refused (${status} ${err.code}): ${err.message}`,
+      );
     }
     return json;
   }
@@ -133,16 +155,29 @@ export class CaClient implements CertificateSource {
         path,
         agent: this.#agent,
         servername: "",
-        headers: body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+        headers: body === undefined
+          ? {}
+          : { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
         timeout: this.options.timeoutMs ?? 10_000,
       }, (res) => {
         const chunks: Uint8Array[] = [];
         res.on("data", (c) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
-        res.on("error", (e) => reject(new CaUnavailableError(`CA ${this.options.address}: ${e.message}`)));
+        res.on(
+          "end",
+          () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }),
+        );
+        res.on(
+          "error",
+          (e) => reject(new CaUnavailableError(`CA ${this.options.address}: ${e.message}`)),
+        );
       });
       req.on("timeout", () => req.destroy(new Error("timed out")));
-      req.on("error", (e) => reject(new CaUnavailableError(`CA ${this.options.address} unreachable: ${e.message}`)));
+      req.on(
+        "error",
+        (e) =>
+          reject(new CaUnavailableError(`CA ${this.options.address} unreachable: ${e.message}`)),
+      );
       req.end(body);
     });
   }
@@ -167,7 +202,13 @@ export class LocalCa implements CertificateSource {
 
   async sign(csrPem: string): Promise<Signed> {
     const csr = await inspectCsr(csrPem);
-    const leaf = await issueLeaf({ id: csr.id, publicKey: csr.publicKey, signer: this.ca.signer, now: this.now(), ttlMs: this.ttlMs });
+    const leaf = await issueLeaf({
+      id: csr.id,
+      publicKey: csr.publicKey,
+      signer: this.ca.signer,
+      now: this.now(),
+      ttlMs: this.ttlMs,
+    });
     return { chain: [leaf, ...this.ca.chain], roots: this.ca.roots };
   }
 }

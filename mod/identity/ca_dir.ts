@@ -14,11 +14,11 @@
  */
 import {
   createCaCertificate,
+  exportPrivateKeyPem,
   generateKeyPair,
   importPrivateKeyPem,
   parseCertificates,
   toPem,
-  exportPrivateKeyPem,
   x509,
 } from "./certs.ts";
 
@@ -55,9 +55,13 @@ const YEAR = 365 * 24 * 3600 * 1000;
 /** Creates a new CA in `dir`; refuses when any CA file exists there already. */
 export async function initCaDir(dir: string, o: InitOptions): Promise<CaMaterial> {
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  for (const f of ["root-cert.pem", "root-key.pem", "ca-cert.pem", "ca-key.pem", "cert-chain.pem"]) {
+  for (
+    const f of ["root-cert.pem", "root-key.pem", "ca-cert.pem", "ca-key.pem", "cert-chain.pem"]
+  ) {
     if (await exists(`${dir}/${f}`)) {
-      throw new CaDirError(`${dir}/${f} already exists; refusing to overwrite a CA (choose another --out)`);
+      throw new CaDirError(
+        `${dir}/${f} already exists; refusing to overwrite a CA (choose another --out)`,
+      );
     }
   }
   const now = o.now ?? new Date();
@@ -88,7 +92,9 @@ export async function initCaDir(dir: string, o: InitOptions): Promise<CaMaterial
   await writeSecret(`${dir}/ca-key.pem`, await exportPrivateKeyPem(signer.key));
   await Deno.writeTextFile(`${dir}/root-cert.pem`, toPem([root]), { createNew: true });
   await Deno.writeTextFile(`${dir}/ca-cert.pem`, toPem([signer.cert]), { createNew: true });
-  await Deno.writeTextFile(`${dir}/cert-chain.pem`, chain.length ? toPem(chain) : "", { createNew: true });
+  await Deno.writeTextFile(`${dir}/cert-chain.pem`, chain.length ? toPem(chain) : "", {
+    createNew: true,
+  });
   return { trustDomain: o.trustDomain, signer, chain, roots: [root] };
 }
 
@@ -99,7 +105,9 @@ export async function loadCaDir(dir: string): Promise<CaMaterial> {
       return await Deno.readTextFile(`${dir}/${f}`);
     } catch (e) {
       throw new CaDirError(
-        `cannot read ${dir}/${f}: ${(e as Error).message} (create a CA with: ambit ca init --out ${dir})`,
+        `cannot read ${dir}/${f}: ${
+          (e as Error).message
+        } (create a CA with: ambit ca init --out ${dir})`,
         { cause: e },
       );
     }
@@ -108,7 +116,9 @@ export async function loadCaDir(dir: string): Promise<CaMaterial> {
     try {
       return parseCertificates(text);
     } catch (e) {
-      throw new CaDirError(`${dir}/${f} holds a certificate that does not parse: ${(e as Error).message}`);
+      throw new CaDirError(
+        `${dir}/${f} holds a certificate that does not parse: ${(e as Error).message}`,
+      );
     }
   };
   const roots = certsOf("root-cert.pem", await read("root-cert.pem"));
@@ -120,13 +130,19 @@ export async function loadCaDir(dir: string): Promise<CaMaterial> {
   const keyPem = await read("ca-key.pem");
   const mode = (await Deno.stat(`${dir}/ca-key.pem`)).mode;
   if (mode !== null && (mode & 0o077) !== 0) {
-    throw new CaDirError(`${dir}/ca-key.pem is readable by others (mode ${(mode & 0o777).toString(8)}); run: chmod 600 ${dir}/ca-key.pem`);
+    throw new CaDirError(
+      `${dir}/ca-key.pem is readable by others (mode ${
+        (mode & 0o777).toString(8)
+      }); run: chmod 600 ${dir}/ca-key.pem`,
+    );
   }
   let key: CryptoKey;
   try {
     key = await importPrivateKeyPem(keyPem);
   } catch (e) {
-    throw new CaDirError(`${dir}/ca-key.pem is not an ECDSA P-256 PKCS#8 key: ${(e as Error).message}`);
+    throw new CaDirError(
+      `${dir}/ca-key.pem is not an ECDSA P-256 PKCS#8 key: ${(e as Error).message}`,
+    );
   }
   // The key must belong to the certificate: sign and verify a probe.
   const probe = new TextEncoder().encode("ambit-ca-probe");
@@ -137,9 +153,13 @@ export async function loadCaDir(dir: string): Promise<CaMaterial> {
   }
   const td = /O=([^,]+)/.exec(signerCert.subject)?.[1];
   const sanTd = signerCert.getExtension(x509.SubjectAlternativeNameExtension)?.names.items
-    .find((n) => n.type === "url" && n.value.startsWith("spiffe://"))?.value.slice("spiffe://".length);
+    .find((n) => n.type === "url" && n.value.startsWith("spiffe://"))?.value.slice(
+      "spiffe://".length,
+    );
   const trustDomain = sanTd ?? td;
-  if (!trustDomain) throw new CaDirError(`${dir}/ca-cert.pem names no trust domain (no spiffe:// SAN or O=)`);
+  if (!trustDomain) {
+    throw new CaDirError(`${dir}/ca-cert.pem names no trust domain (no spiffe:// SAN or O=)`);
+  }
   return { trustDomain, signer: { cert: signerCert, key }, chain, roots };
 }
 

@@ -70,9 +70,19 @@ export interface CaContext {
 /** Decides one CA API request. Never throws. */
 export async function handleCaRequest(req: CaRequest, ctx: CaContext): Promise<CaResponse> {
   const stats = ctx.stats;
-  const refuse = (status: number, code: string, message: string, fields: Record<string, unknown> = {}) => {
+  const refuse = (
+    status: number,
+    code: string,
+    message: string,
+    fields: Record<string, unknown> = {},
+  ) => {
     if (stats) stats.refused[code] = (stats.refused[code] ?? 0) + 1;
-    ctx.logger?.warn("certificate request refused", { event: "security", code, reason: message, ...fields });
+    ctx.logger?.warn("certificate request refused", {
+      event: "security",
+      code,
+      reason: message,
+      ...fields,
+    });
     return { status, body: { error: { code, message } } };
   };
   let requester;
@@ -85,13 +95,24 @@ export async function handleCaRequest(req: CaRequest, ctx: CaContext): Promise<C
   }
   const who = requester.kind === "node" ? { node: requester.node } : {};
   if (req.path === "/v1/trust-bundle") {
-    if (req.method !== "GET") return refuse(405, "method_not_allowed", `use GET for ${req.path}`, who);
+    if (req.method !== "GET") {
+      return refuse(405, "method_not_allowed", `use GET for ${req.path}`, who);
+    }
     return { status: 200, body: { trustBundle: toPem(ctx.ca.roots) } };
   }
-  if (req.path !== "/v1/certificates") return refuse(404, "not_found", `no endpoint ${req.path}`, who);
-  if (req.method !== "POST") return refuse(405, "method_not_allowed", "use POST for /v1/certificates", who);
+  if (req.path !== "/v1/certificates") {
+    return refuse(404, "not_found", `no endpoint ${req.path}`, who);
+  }
+  if (req.method !== "POST") {
+    return refuse(405, "method_not_allowed", "use POST for /v1/certificates", who);
+  }
   if (!/^application\/json\s*(;|$)/i.test(req.contentType ?? "")) {
-    return refuse(415, "unsupported_media_type", `content type must be application/json, got "${req.contentType ?? ""}"`, who);
+    return refuse(
+      415,
+      "unsupported_media_type",
+      `content type must be application/json, got "${req.contentType ?? ""}"`,
+      who,
+    );
   }
   let csrPem: unknown;
   try {
@@ -99,7 +120,9 @@ export async function handleCaRequest(req: CaRequest, ctx: CaContext): Promise<C
   } catch {
     return refuse(400, "malformed", "body is not JSON", who);
   }
-  if (typeof csrPem !== "string") return refuse(400, "malformed", 'body needs a "csr" string (PEM)', who);
+  if (typeof csrPem !== "string") {
+    return refuse(400, "malformed", 'body needs a "csr" string (PEM)', who);
+  }
   let csr;
   try {
     csr = await inspectCsr(csrPem);
@@ -178,7 +201,10 @@ export class CaServer {
     // The serving certificate is short-lived like a workload's; refresh it well before expiry.
     s.#renew = setInterval(async () => {
       try {
-        s.#server.setSecureContext({ ...await s.#serverCredentials(), ca: toPem(options.ca.roots) });
+        s.#server.setSecureContext({
+          ...await s.#serverCredentials(),
+          ca: toPem(options.ca.roots),
+        });
       } catch (e) {
         options.logger?.error("CA serving certificate refresh failed", { error: e as Error });
       }
@@ -196,7 +222,10 @@ export class CaServer {
       now: new Date(),
       ttlMs: 24 * 3600e3,
     });
-    return { key: await exportPrivateKeyPem(keys.privateKey), cert: toPem([cert, ...this.options.ca.chain]) };
+    return {
+      key: await exportPrivateKeyPem(keys.privateKey),
+      cert: toPem([cert, ...this.options.ca.chain]),
+    };
   }
 
   async #serve(req: IncomingMessage, res: ServerResponse, ctx: CaContext): Promise<void> {
@@ -215,7 +244,12 @@ export class CaServer {
     if (tooBig) {
       this.stats.refused.too_large = (this.stats.refused.too_large ?? 0) + 1;
       ctx.logger?.warn("certificate request refused", { event: "security", code: "too_large" });
-      out = { status: 413, body: { error: { code: "too_large", message: `request body over ${MAX_BODY_BYTES} bytes` } } };
+      out = {
+        status: 413,
+        body: {
+          error: { code: "too_large", message: `request body over ${MAX_BODY_BYTES} bytes` },
+        },
+      };
     } else {
       const peer = (req.socket as TLSSocket).getPeerCertificate?.();
       out = await handleCaRequest({

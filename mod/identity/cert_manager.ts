@@ -11,7 +11,14 @@
 import type { Logger } from "../log/logger.ts";
 import { type Clock, systemClock, type TimerId } from "../util/clock.ts";
 import { CaRefusedError, type CertificateSource } from "./ca_client.ts";
-import { createCsr, exportPrivateKeyPem, generateKeyPair, spiffeIdOf, toPem, x509 } from "./certs.ts";
+import {
+  createCsr,
+  exportPrivateKeyPem,
+  generateKeyPair,
+  spiffeIdOf,
+  toPem,
+  x509,
+} from "./certs.ts";
 
 /** A workload certificate ready for TLS. */
 export interface WorkloadCert {
@@ -83,7 +90,11 @@ export class CertManager {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     if (options.bundlePem) {
-      this.#roots = [...options.bundlePem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)]
+      this.#roots = [
+        ...options.bundlePem.matchAll(
+          /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g,
+        ),
+      ]
         .map((m) => new x509.X509Certificate(m[0]));
     }
   }
@@ -191,7 +202,11 @@ export class CertManager {
         e.failures = 0;
         e.lastError = undefined;
         // Renew at half-life.
-        this.#schedule(id, e, cert.notBefore + (cert.notAfter - cert.notBefore) / 2 - this.#clock.now());
+        this.#schedule(
+          id,
+          e,
+          cert.notBefore + (cert.notAfter - cert.notBefore) / 2 - this.#clock.now(),
+        );
         return cert;
       },
       (err: Error) => {
@@ -203,7 +218,9 @@ export class CertManager {
           this.#schedule(id, e, delay);
           const still = e.cert && this.#clock.now() < e.cert.notAfter;
           this.#o.logger?.[err instanceof CaRefusedError ? "warn" : "info"](
-            still ? "certificate renewal failed; keeping the valid certificate" : "certificate fetch failed",
+            still
+              ? "certificate renewal failed; keeping the valid certificate"
+              : "certificate fetch failed",
             { identity: id, attempt: e.failures, retryInMs: Math.round(delay), error: err.message },
           );
         }
@@ -240,14 +257,20 @@ export class CertManager {
     const signed = await this.#o.source.sign(await createCsr(id, keys));
     const leaf = signed.chain[0];
     if (!leaf) throw new Error("CA returned an empty chain");
-    if (spiffeIdOf(leaf) !== id) throw new Error(`CA returned a certificate for ${spiffeIdOf(leaf)}, not ${id}`);
+    if (spiffeIdOf(leaf) !== id) {
+      throw new Error(`CA returned a certificate for ${spiffeIdOf(leaf)}, not ${id}`);
+    }
     const ours = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey));
     const theirs = new Uint8Array(leaf.publicKey.rawData);
     if (ours.length !== theirs.length || ours.some((b, i) => b !== theirs[i])) {
       throw new Error("CA returned a certificate for a different key");
     }
     if (signed.roots.length > 0) this.#setRoots(signed.roots);
-    this.#o.logger?.info("certificate issued", { identity: id, serial: leaf.serialNumber, notAfter: leaf.notAfter.toISOString() });
+    this.#o.logger?.info("certificate issued", {
+      identity: id,
+      serial: leaf.serialNumber,
+      notAfter: leaf.notAfter.toISOString(),
+    });
     return {
       id,
       certPem: toPem(signed.chain),
@@ -260,7 +283,8 @@ export class CertManager {
   }
 
   #setRoots(roots: readonly x509.X509Certificate[]): void {
-    const same = roots.length === this.#roots.length && roots.every((r, i) => r.equal(this.#roots[i]));
+    const same = roots.length === this.#roots.length &&
+      roots.every((r, i) => r.equal(this.#roots[i]));
     if (same) return;
     this.#roots = [...roots];
     this.#o.logger?.info("trust bundle updated", { roots: roots.length });
@@ -270,6 +294,8 @@ export class CertManager {
   /** Stops all timers. */
   close(): void {
     this.#closed = true;
-    for (const e of this.#entries.values()) if (e.timer !== undefined) this.#clock.clearTimeout(e.timer);
+    for (const e of this.#entries.values()) {
+      if (e.timer !== undefined) this.#clock.clearTimeout(e.timer);
+    }
   }
 }

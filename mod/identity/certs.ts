@@ -141,18 +141,28 @@ export const MAX_CSR_LENGTH = 8 * 1024;
  */
 export async function inspectCsr(pem: string): Promise<CheckedCsr> {
   if (pem.length > MAX_CSR_LENGTH) {
-    throw new CsrError("malformed", `CSR is ${pem.length} characters; at most ${MAX_CSR_LENGTH} are accepted`);
+    throw new CsrError(
+      "malformed",
+      `CSR is ${pem.length} characters; at most ${MAX_CSR_LENGTH} are accepted`,
+    );
   }
   let csr: x509.Pkcs10CertificateRequest;
   try {
-    if (!/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(pem)) throw new Error("no PEM CERTIFICATE REQUEST block");
+    if (!/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(pem)) {
+      throw new Error("no PEM CERTIFICATE REQUEST block");
+    }
     csr = new x509.Pkcs10CertificateRequest(pem);
   } catch (e) {
     throw new CsrError("malformed", `CSR does not parse: ${(e as Error).message}`);
   }
   const alg = csr.publicKey.algorithm as EcKeyAlgorithm;
   if (alg.name !== "ECDSA" || alg.namedCurve !== "P-256") {
-    throw new CsrError("bad_key", `CSR key is ${alg.name}${alg.namedCurve ? ` ${alg.namedCurve}` : ""}; only ECDSA P-256 is accepted`);
+    throw new CsrError(
+      "bad_key",
+      `CSR key is ${alg.name}${
+        alg.namedCurve ? ` ${alg.namedCurve}` : ""
+      }; only ECDSA P-256 is accepted`,
+    );
   }
   let valid = false;
   try {
@@ -162,10 +172,20 @@ export async function inspectCsr(pem: string): Promise<CheckedCsr> {
   const bc = csr.extensions.find((e): e is x509.BasicConstraintsExtension =>
     e instanceof x509.BasicConstraintsExtension
   );
-  if (bc?.ca) throw new CsrError("ca_requested", "CSR asks for a CA certificate; workloads get leaf certificates only");
+  if (bc?.ca) {
+    throw new CsrError(
+      "ca_requested",
+      "CSR asks for a CA certificate; workloads get leaf certificates only",
+    );
+  }
   for (const ext of csr.extensions) {
-    if (ext instanceof x509.SubjectAlternativeNameExtension || ext instanceof x509.BasicConstraintsExtension) continue;
-    if (ext instanceof x509.KeyUsagesExtension || ext instanceof x509.ExtendedKeyUsageExtension) continue;
+    if (
+      ext instanceof x509.SubjectAlternativeNameExtension ||
+      ext instanceof x509.BasicConstraintsExtension
+    ) continue;
+    if (ext instanceof x509.KeyUsagesExtension || ext instanceof x509.ExtendedKeyUsageExtension) {
+      continue;
+    }
     throw new CsrError("malformed", `CSR carries extension ${ext.type}, which ambit does not sign`);
   }
   const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension =>
@@ -174,7 +194,10 @@ export async function inspectCsr(pem: string): Promise<CheckedCsr> {
   const names = san?.names.items ?? [];
   if (names.length !== 1 || names[0].type !== "url") {
     const got = names.map((n) => `${n.type}:${n.value}`).join(", ") || "none";
-    throw new CsrError("bad_san", `CSR must ask for exactly one SAN, a SPIFFE URI; it asks for ${got}`);
+    throw new CsrError(
+      "bad_san",
+      `CSR must ask for exactly one SAN, a SPIFFE URI; it asks for ${got}`,
+    );
   }
   const id = names[0].value;
   let spiffe: SpiffeId;
@@ -208,7 +231,9 @@ export async function issueLeaf(o: LeafOptions): Promise<x509.X509Certificate> {
   const notBefore = new Date(o.now.getTime() - BACKDATE_MS);
   const wanted = new Date(o.now.getTime() + o.ttlMs);
   const notAfter = wanted > o.signer.cert.notAfter ? o.signer.cert.notAfter : wanted;
-  const publicKey = o.publicKey instanceof x509.PublicKey ? await o.publicKey.export() : o.publicKey;
+  const publicKey = o.publicKey instanceof x509.PublicKey
+    ? await o.publicKey.export()
+    : o.publicKey;
   const eku = o.usage === "node"
     ? [x509.ExtendedKeyUsage.clientAuth]
     : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];

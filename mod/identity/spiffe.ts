@@ -31,20 +31,27 @@ const SEGMENT = /^[A-Za-z0-9._-]{1,253}$/;
 /** Parses `spiffe://td/ns/x/sa/y` or `spiffe://td/ambit/node/n`; throws {@link SpiffeIdError}. */
 export function parseSpiffeId(uri: string): SpiffeId {
   if (!uri.startsWith("spiffe://")) {
-    throw new SpiffeIdError(`"${uri}" is not a SPIFFE ID (expected spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)`);
+    throw new SpiffeIdError(
+      `"${uri}" is not a SPIFFE ID (expected spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)`,
+    );
   }
   const rest = uri.slice("spiffe://".length);
   const slash = rest.indexOf("/");
   const td = slash === -1 ? rest : rest.slice(0, slash);
   if (!TD.test(td)) throw new SpiffeIdError(`"${uri}" has an invalid trust domain "${td}"`);
   const parts = slash === -1 ? [] : rest.slice(slash + 1).split("/");
-  if (parts.length === 4 && parts[0] === "ns" && parts[2] === "sa" && SEGMENT.test(parts[1]) && SEGMENT.test(parts[3])) {
+  if (
+    parts.length === 4 && parts[0] === "ns" && parts[2] === "sa" && SEGMENT.test(parts[1]) &&
+    SEGMENT.test(parts[3])
+  ) {
     return { kind: "workload", trustDomain: td, namespace: parts[1], serviceAccount: parts[3] };
   }
   if (parts.length === 3 && parts[0] === "ambit" && parts[1] === "node" && SEGMENT.test(parts[2])) {
     return { kind: "node", trustDomain: td, node: parts[2] };
   }
-  if (parts.length === 2 && parts[0] === "ambit" && parts[1] === "ca") return { kind: "ca", trustDomain: td };
+  if (parts.length === 2 && parts[0] === "ambit" && parts[1] === "ca") {
+    return { kind: "ca", trustDomain: td };
+  }
   throw new SpiffeIdError(
     `"${uri}" is not a workload or node identity (expected spiffe://${td}/ns/<namespace>/sa/<service-account>)`,
   );

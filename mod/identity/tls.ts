@@ -61,7 +61,9 @@ export class PeerIdentityError extends Error {
 export function peerIdentity(socket: TLSSocket, trustDomain: string, now = new Date()): string {
   const cert = socket.getPeerCertificate();
   if (!socket.authorized) {
-    throw new PeerIdentityError(`peer certificate not trusted: ${explainUntrusted(cert, now, socket.authorizationError)}`);
+    throw new PeerIdentityError(
+      `peer certificate not trusted: ${explainUntrusted(cert, now, socket.authorizationError)}`,
+    );
   }
   return checkIdentity(cert, trustDomain);
 }
@@ -70,14 +72,24 @@ export function peerIdentity(socket: TLSSocket, trustDomain: string, now = new D
  * Why a chain failed. The TLS layer's own code is coarse, so the usual
  * causes are told apart here from the leaf itself.
  */
-function explainUntrusted(cert: PeerCertificate | undefined, now: Date, code?: Error | string): string {
+function explainUntrusted(
+  cert: PeerCertificate | undefined,
+  now: Date,
+  code?: Error | string,
+): string {
   if (!cert?.raw) return "no client certificate";
   try {
     const leaf = new x509.X509Certificate(new Uint8Array(cert.raw).slice());
     const id = spiffeIdOf(leaf) ?? "no SPIFFE ID";
-    if (now > leaf.notAfter) return `certificate has expired (${id}, notAfter ${leaf.notAfter.toISOString()})`;
-    if (now < leaf.notBefore) return `certificate is not yet valid (${id}, notBefore ${leaf.notBefore.toISOString()})`;
-    return `not signed by a trusted root (${id}, issuer "${leaf.issuer}", ${String(code ?? "unknown")})`;
+    if (now > leaf.notAfter) {
+      return `certificate has expired (${id}, notAfter ${leaf.notAfter.toISOString()})`;
+    }
+    if (now < leaf.notBefore) {
+      return `certificate is not yet valid (${id}, notBefore ${leaf.notBefore.toISOString()})`;
+    }
+    return `not signed by a trusted root (${id}, issuer "${leaf.issuer}", ${
+      String(code ?? "unknown")
+    })`;
   } catch {
     return `unparsable certificate (${String(code ?? "unknown")})`;
   }
@@ -90,9 +102,13 @@ export function checkIdentity(cert: PeerCertificate, trustDomain: string): strin
   if (!id) throw new PeerIdentityError("peer certificate has no single SPIFFE URI SAN");
   const parsed = parseSpiffeId(id);
   if (parsed.trustDomain !== trustDomain) {
-    throw new PeerIdentityError(`peer ${id} is from trust domain "${parsed.trustDomain}", not "${trustDomain}"`);
+    throw new PeerIdentityError(
+      `peer ${id} is from trust domain "${parsed.trustDomain}", not "${trustDomain}"`,
+    );
   }
-  if (parsed.kind !== "workload") throw new PeerIdentityError(`peer ${id} is not a workload identity`);
+  if (parsed.kind !== "workload") {
+    throw new PeerIdentityError(`peer ${id} is not a workload identity`);
+  }
   return id;
 }
 
@@ -104,9 +120,13 @@ export function expectIdentity(expected: readonly string[]) {
   return (_host: string, cert: PeerCertificate): Error | undefined => {
     let id: string | undefined;
     try {
-      id = cert?.raw ? spiffeIdOf(new x509.X509Certificate(new Uint8Array(cert.raw).slice())) : undefined;
+      id = cert?.raw
+        ? spiffeIdOf(new x509.X509Certificate(new Uint8Array(cert.raw).slice()))
+        : undefined;
     } catch { /* unparsable: id stays undefined */ }
     if (id !== undefined && expected.includes(id)) return undefined;
-    return new PeerIdentityError(`server identity ${id ?? "none"} is not the expected ${expected.join(" or ")}`);
+    return new PeerIdentityError(
+      `server identity ${id ?? "none"} is not the expected ${expected.join(" or ")}`,
+    );
   };
 }

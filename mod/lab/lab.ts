@@ -85,16 +85,32 @@ export async function runLab(options: LabOptions): Promise<number> {
       ["node-b", `${s.nodes.get("node-b")!.address}:15000`],
       ["shop/waypoint", `${s.waypoints.get("shop/waypoint")!.address}:15000`],
     ];
-    const nodeA = await start("ztunnel node-a", ["ztunnel", "--node", "node-a", "--admin", admins[0][1]]);
+    const nodeA = await start("ztunnel node-a", [
+      "ztunnel",
+      "--node",
+      "node-a",
+      "--admin",
+      admins[0][1],
+    ]);
     await start("ztunnel node-b", ["ztunnel", "--node", "node-b", "--admin", admins[1][1]]);
-    await start("waypoint shop/waypoint", ["waypoint", "--name", "shop/waypoint", "--admin", admins[2][1]]);
+    await start("waypoint shop/waypoint", [
+      "waypoint",
+      "--name",
+      "shop/waypoint",
+      "--admin",
+      admins[2][1],
+    ]);
     out("");
 
     out("Workload certificates (issued on each node; keys never leave it):");
     for (const [label, admin] of admins) {
       const certs = await waitForCerts(admin);
       for (const c of certs) {
-        out(`  ${label.padEnd(14)} ${c.id.padEnd(44)} serial ${c.serial?.slice(0, 12)}… until ${c.notAfter}`);
+        out(
+          `  ${label.padEnd(14)} ${c.id.padEnd(44)} serial ${
+            c.serial?.slice(0, 12)
+          }… until ${c.notAfter}`,
+        );
       }
     }
     out("");
@@ -127,7 +143,9 @@ export async function runLab(options: LabOptions): Promise<number> {
     }
     out("");
     out("Explore: ambit validate config/lab · ambit config dump --config config/lab --node node-a");
-    out("         ambit lab --dir /tmp/lab keeps the files; ambit certs --admin 127.0.1.1:15000 while a node runs");
+    out(
+      "         ambit lab --dir /tmp/lab keeps the files; ambit certs --admin 127.0.1.1:15000 while a node runs",
+    );
     return clean ? 0 : 1;
   } finally {
     for (const [, child] of children) await child.stop(2000);
@@ -142,7 +160,9 @@ async function waitForCerts(admin: string): Promise<CertStatus[]> {
     try {
       const res = await fetch(`http://${admin}/certs`);
       const body = await res.json() as { identities: CertStatus[] };
-      if (body.identities.length > 0 && body.identities.every((c) => c.state === "valid")) return body.identities;
+      if (body.identities.length > 0 && body.identities.every((c) => c.state === "valid")) {
+        return body.identities;
+      }
     } catch { /* not up yet */ }
     if (Date.now() > deadline) throw new Error(`certificates on ${admin} not ready in time`);
     await new Promise((r) => setTimeout(r, 100));

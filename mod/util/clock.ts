@@ -61,7 +61,10 @@ export class FakeClock implements Clock {
    * `settle` runs after each timer so async work it starts can finish (and
    * schedule further timers) before time moves on.
    */
-  async advance(ms: number, settle: () => Promise<unknown> = () => Promise.resolve()): Promise<void> {
+  async advance(
+    ms: number,
+    settle: () => Promise<unknown> = () => Promise.resolve(),
+  ): Promise<void> {
     const target = this.#now + ms;
     while (true) {
       let first: [TimerId, { due: number; fn: () => void }] | undefined;

@@ -11,6 +11,8 @@ import type { CertificateSource } from "../identity/ca_client.ts";
 import { CertManager } from "../identity/cert_manager.ts";
 import type { Logger } from "../log/logger.ts";
 import { diffViews, type LocalView, localView } from "./local_view.ts";
+import { certManagerFamilies } from "../identity/metrics.ts";
+import { renderPrometheus } from "../telemetry/prometheus.ts";
 
 /** Options for {@link Ztunnel.start}. */
 export interface ZtunnelOptions {
@@ -33,7 +35,11 @@ export class Ztunnel {
 
   private constructor(readonly options: ZtunnelOptions) {
     this.#view = localView(options.store.current, options.node);
-    this.certs = new CertManager({ source: options.certSource, logger: options.logger, bundlePem: options.bundlePem });
+    this.certs = new CertManager({
+      source: options.certSource,
+      logger: options.logger,
+      bundlePem: options.bundlePem,
+    });
     this.#offReload = options.store.onReload((o) => {
       if (o.applied) this.#apply();
     });
@@ -45,7 +51,12 @@ export class Ztunnel {
     z.certs.sync(z.identities());
     if (options.admin) {
       z.#admin = serveAdmin({
-        certs: () => ({ node: options.node, identities: z.certs.list(), trustBundle: describeRoots(z) }),
+        certs: () => ({
+          node: options.node,
+          identities: z.certs.list(),
+          trustBundle: describeRoots(z),
+        }),
+        metrics: () => renderPrometheus(certManagerFamilies(z.certs)),
         configDump: () => ({
           generation: options.store.generation,
           lastReloadError: options.store.lastFailure,
@@ -83,7 +94,9 @@ export class Ztunnel {
       return;
     }
     const d = diffViews(this.#view, next);
-    for (const k of d.added) log.info("workload enrolled", { workload: k, identity: next.workloads.get(k)!.identity });
+    for (const k of d.added) {
+      log.info("workload enrolled", { workload: k, identity: next.workloads.get(k)!.identity });
+    }
     for (const k of d.removed) log.info("workload left", { workload: k });
     for (const k of d.changed) log.info("workload changed", { workload: k });
     this.#view = next;

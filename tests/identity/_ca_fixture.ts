@@ -1,10 +1,15 @@
 /** A running CA service on a temporary config, with node credentials. */
 import https from "node:https";
 import { ConfigStore } from "../../mod/config/store.ts";
-import { initCaDir, loadCaDir, type CaMaterial } from "../../mod/identity/ca_dir.ts";
+import { type CaMaterial, initCaDir, loadCaDir } from "../../mod/identity/ca_dir.ts";
 import { CaServer } from "../../mod/identity/ca_server.ts";
 import { type Credential } from "../../mod/identity/ca_client.ts";
-import { exportPrivateKeyPem, generateKeyPair, issueLeaf, toPem } from "../../mod/identity/certs.ts";
+import {
+  exportPrivateKeyPem,
+  generateKeyPair,
+  issueLeaf,
+  toPem,
+} from "../../mod/identity/certs.ts";
 import { nodeId } from "../../mod/identity/spiffe.ts";
 
 export const TD = "ambit.test";
@@ -15,13 +20,21 @@ export function meshYaml(nodes: string[]): string {
     "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}",
   ];
   nodes.forEach((n, i) => {
-    docs.push(`apiVersion: ambit.io/v1alpha1\nkind: Node\nmetadata: {name: ${n}}\nspec: {address: 10.0.0.${i + 1}}`);
+    docs.push(
+      `apiVersion: ambit.io/v1alpha1\nkind: Node\nmetadata: {name: ${n}}\nspec: {address: 10.0.0.${
+        i + 1
+      }}`,
+    );
   });
   if (nodes.includes("node-a")) {
-    docs.push("apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: web, namespace: shop}\nspec: {node: node-a, serviceAccount: web}");
+    docs.push(
+      "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: web, namespace: shop}\nspec: {node: node-a, serviceAccount: web}",
+    );
   }
   if (nodes.includes("node-b")) {
-    docs.push("apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: db, namespace: shop}\nspec: {node: node-b, serviceAccount: db}");
+    docs.push(
+      "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: db, namespace: shop}\nspec: {node: node-b, serviceAccount: db}",
+    );
   }
   return docs.join("\n---\n") + "\n";
 }
@@ -29,8 +42,19 @@ export function meshYaml(nodes: string[]): string {
 /** Issues a credential for `node` straight from the CA material (what `ambit ca issue-node` does). */
 export async function nodeCredential(ca: CaMaterial, node: string, td = TD): Promise<Credential> {
   const keys = await generateKeyPair();
-  const leaf = await issueLeaf({ id: nodeId(td, node), publicKey: keys.publicKey, signer: ca.signer, now: new Date(), ttlMs: 3600e3, usage: "node" });
-  return { certPem: toPem([leaf, ...ca.chain]), keyPem: await exportPrivateKeyPem(keys.privateKey), bundlePem: toPem(ca.roots) };
+  const leaf = await issueLeaf({
+    id: nodeId(td, node),
+    publicKey: keys.publicKey,
+    signer: ca.signer,
+    now: new Date(),
+    ttlMs: 3600e3,
+    usage: "node",
+  });
+  return {
+    certPem: toPem([leaf, ...ca.chain]),
+    keyPem: await exportPrivateKeyPem(keys.privateKey),
+    bundlePem: toPem(ca.roots),
+  };
 }
 
 export interface CaFixture {
@@ -49,7 +73,12 @@ export async function startCa(nodes = ["node-a", "node-b"]): Promise<CaFixture> 
   await initCaDir(`${dir}/ca`, { trustDomain: TD, intermediate: true });
   const ca = await loadCaDir(`${dir}/ca`);
   const store = await ConfigStore.open(`${dir}/mesh`, { debounceMs: 30 });
-  const server = await CaServer.start({ ca, snapshot: () => store.current, hostname: "127.0.0.1", port: 0 });
+  const server = await CaServer.start({
+    ca,
+    snapshot: () => store.current,
+    hostname: "127.0.0.1",
+    port: 0,
+  });
   return {
     dir,
     ca,
@@ -69,7 +98,9 @@ export function rawRequest(
   address: string,
   cred: Credential,
   o: { method?: string; path?: string; contentType?: string; body?: string | Uint8Array },
-): Promise<{ status: number; json: { error?: { code: string; message: string } } & Record<string, unknown> }> {
+): Promise<
+  { status: number; json: { error?: { code: string; message: string } } & Record<string, unknown> }
+> {
   const [host, port] = address.split(":");
   return new Promise((resolve, reject) => {
     const req = https.request({

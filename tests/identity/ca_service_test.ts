@@ -4,7 +4,13 @@
  */
 import { assertEquals, assertIncludes, assertOk, assertRejects } from "../_util/asserts.ts";
 import { CaClient, CaRefusedError, CaUnavailableError } from "../../mod/identity/ca_client.ts";
-import { createCsr, exportPrivateKeyPem, generateKeyPair, spiffeIdOf, toPem } from "../../mod/identity/certs.ts";
+import {
+  createCsr,
+  exportPrivateKeyPem,
+  generateKeyPair,
+  spiffeIdOf,
+  toPem,
+} from "../../mod/identity/certs.ts";
 import { initCaDir, loadCaDir } from "../../mod/identity/ca_dir.ts";
 import { meshYaml, nodeCredential, rawRequest, startCa, TD } from "./_ca_fixture.ts";
 
@@ -17,13 +23,24 @@ async function csrFor(id: string) {
 
 Deno.test("CA service: a node obtains certificates only for workloads placed on it", async () => {
   const f = await startCa();
-  const a = new CaClient({ address: f.address, credential: await nodeCredential(f.ca, "node-a"), trustDomain: TD });
+  const a = new CaClient({
+    address: f.address,
+    credential: await nodeCredential(f.ca, "node-a"),
+    trustDomain: TD,
+  });
   try {
     const signed = await a.sign(await csrFor(web));
     assertEquals(spiffeIdOf(signed.chain[0]), web);
     assertEquals(signed.chain.length, 2, "leaf and intermediate");
-    const refused = await assertRejects(async () => a.sign(await csrFor(db)), CaRefusedError, "is placed on node \"node-a\"");
-    assertEquals([(refused as CaRefusedError).status, (refused as CaRefusedError).code], [403, "not_on_node"]);
+    const refused = await assertRejects(
+      async () => a.sign(await csrFor(db)),
+      CaRefusedError,
+      'is placed on node "node-a"',
+    );
+    assertEquals([(refused as CaRefusedError).status, (refused as CaRefusedError).code], [
+      403,
+      "not_on_node",
+    ]);
     assertEquals(f.server.stats.signed, 1);
     assertOk((f.server.stats.refused.not_on_node ?? 0) >= 1);
   } finally {
@@ -34,9 +51,17 @@ Deno.test("CA service: a node obtains certificates only for workloads placed on 
 
 Deno.test("CA service: an unknown node is refused", async () => {
   const f = await startCa();
-  const z = new CaClient({ address: f.address, credential: await nodeCredential(f.ca, "node-z"), trustDomain: TD });
+  const z = new CaClient({
+    address: f.address,
+    credential: await nodeCredential(f.ca, "node-z"),
+    trustDomain: TD,
+  });
   try {
-    const e = await assertRejects(async () => z.sign(await csrFor(web)), CaRefusedError, 'node "node-z" is not in the mesh config');
+    const e = await assertRejects(
+      async () => z.sign(await csrFor(web)),
+      CaRefusedError,
+      'node "node-z" is not in the mesh config',
+    );
     assertEquals((e as CaRefusedError).code, "unknown_node");
   } finally {
     z.close();
@@ -46,7 +71,11 @@ Deno.test("CA service: an unknown node is refused", async () => {
 
 Deno.test("CA service: a node removed from the config is refused after the reload", async () => {
   const f = await startCa();
-  const b = new CaClient({ address: f.address, credential: await nodeCredential(f.ca, "node-b"), trustDomain: TD });
+  const b = new CaClient({
+    address: f.address,
+    credential: await nodeCredential(f.ca, "node-b"),
+    trustDomain: TD,
+  });
   try {
     await b.sign(await csrFor(db));
     const reloaded = f.store.nextReload((o) => o.applied);
@@ -66,7 +95,11 @@ Deno.test("CA service: workload and foreign credentials cannot request certifica
   try {
     // A workload certificate (not a node credential) from the right CA.
     const keys = await generateKeyPair();
-    const a = new CaClient({ address: f.address, credential: await nodeCredential(f.ca, "node-a"), trustDomain: TD });
+    const a = new CaClient({
+      address: f.address,
+      credential: await nodeCredential(f.ca, "node-a"),
+      trustDomain: TD,
+    });
     const signed = await a.sign(await createCsr(web, keys));
     a.close();
     const workloadCred = {
@@ -74,19 +107,36 @@ Deno.test("CA service: workload and foreign credentials cannot request certifica
       keyPem: await exportPrivateKeyPem(keys.privateKey),
       bundlePem: toPem(signed.roots),
     };
-    const w = await assertRejects(async () =>
-      new CaClient({ address: f.address, credential: workloadCred, trustDomain: TD }).sign(await csrFor(web)), CaRefusedError);
+    const w = await assertRejects(
+      async () =>
+        new CaClient({ address: f.address, credential: workloadCred, trustDomain: TD }).sign(
+          await csrFor(web),
+        ),
+      CaRefusedError,
+    );
     assertEquals((w as CaRefusedError).code, "not_a_node");
     const wrongTd = await nodeCredential(f.ca, "node-a", "other.test");
-    const e = await assertRejects(async () =>
-      new CaClient({ address: f.address, credential: wrongTd, trustDomain: TD }).sign(await csrFor(web)), CaRefusedError);
+    const e = await assertRejects(
+      async () =>
+        new CaClient({ address: f.address, credential: wrongTd, trustDomain: TD }).sign(
+          await csrFor(web),
+        ),
+      CaRefusedError,
+    );
     assertEquals((e as CaRefusedError).code, "wrong_trust_domain");
     // A node credential signed by another CA fails the TLS handshake.
     await initCaDir(otherDir, { trustDomain: TD });
     const foreign = await nodeCredential(await loadCaDir(otherDir), "node-a");
-    await assertRejects(async () =>
-      new CaClient({ address: f.address, credential: { ...foreign, bundlePem: wrongBundle(f) }, trustDomain: TD })
-        .sign(await csrFor(web)), CaUnavailableError);
+    await assertRejects(
+      async () =>
+        new CaClient({
+          address: f.address,
+          credential: { ...foreign, bundlePem: wrongBundle(f) },
+          trustDomain: TD,
+        })
+          .sign(await csrFor(web)),
+      CaUnavailableError,
+    );
   } finally {
     await Deno.remove(otherDir, { recursive: true });
     await f.close();
@@ -104,14 +154,55 @@ Deno.test("CA service: bad requests are refused clearly and the service keeps se
   try {
     const good = await csrFor(web);
     const cases: [string, Parameters<typeof rawRequest>[2], number, string, string][] = [
-      ["wrong content type", { contentType: "text/plain", body: JSON.stringify({ csr: good }) }, 415, "unsupported_media_type", 'content type must be application/json, got "text/plain"'],
-      ["no content type", { body: JSON.stringify({ csr: good }) }, 415, "unsupported_media_type", "content type must be application/json"],
+      [
+        "wrong content type",
+        { contentType: "text/plain", body: JSON.stringify({ csr: good }) },
+        415,
+        "unsupported_media_type",
+        'content type must be application/json, got "text/plain"',
+      ],
+      [
+        "no content type",
+        { body: JSON.stringify({ csr: good }) },
+        415,
+        "unsupported_media_type",
+        "content type must be application/json",
+      ],
       ["body not JSON", { contentType: json, body: "{csr:" }, 400, "malformed", "body is not JSON"],
-      ["no csr field", { contentType: json, body: "{}" }, 400, "malformed", 'body needs a "csr" string'],
-      ["malformed CSR", { contentType: json, body: JSON.stringify({ csr: "-----BEGIN CERTIFICATE REQUEST-----\nnope\n-----END CERTIFICATE REQUEST-----" }) }, 400, "malformed", "CSR does not parse"],
-      ["oversized request", { contentType: json, body: JSON.stringify({ csr: "x".repeat(70_000) }) }, 413, "too_large", "request body over 65536 bytes"],
+      [
+        "no csr field",
+        { contentType: json, body: "{}" },
+        400,
+        "malformed",
+        'body needs a "csr" string',
+      ],
+      [
+        "malformed CSR",
+        {
+          contentType: json,
+          body: JSON.stringify({
+            csr: "-----BEGIN CERTIFICATE REQUEST-----\nnope\n-----END CERTIFICATE REQUEST-----",
+          }),
+        },
+        400,
+        "malformed",
+        "CSR does not parse",
+      ],
+      [
+        "oversized request",
+        { contentType: json, body: JSON.stringify({ csr: "x".repeat(70_000) }) },
+        413,
+        "too_large",
+        "request body over 65536 bytes",
+      ],
       ["wrong method", { method: "GET", contentType: json }, 405, "method_not_allowed", "use POST"],
-      ["unknown path", { path: "/v1/sign", contentType: json, body: "{}" }, 404, "not_found", "no endpoint /v1/sign"],
+      [
+        "unknown path",
+        { path: "/v1/sign", contentType: json, body: "{}" },
+        404,
+        "not_found",
+        "no endpoint /v1/sign",
+      ],
     ];
     for (const [name, req, status, code, message] of cases) {
       const res = await rawRequest(f.address, cred, req);
@@ -120,7 +211,10 @@ Deno.test("CA service: bad requests are refused clearly and the service keeps se
       assertIncludes(res.json.error!.message, message, name);
     }
     // Still serving.
-    const ok = await rawRequest(f.address, cred, { contentType: json, body: JSON.stringify({ csr: good }) });
+    const ok = await rawRequest(f.address, cred, {
+      contentType: json,
+      body: JSON.stringify({ csr: good }),
+    });
     assertEquals(ok.status, 200);
     assertIncludes(String(ok.json.certChain), "BEGIN CERTIFICATE");
     const bundle = await rawRequest(f.address, cred, { method: "GET", path: "/v1/trust-bundle" });

@@ -3,7 +3,7 @@
  * Python's `cryptography` (Debian's python3-cryptography) parses the profile.
  */
 import { assertEquals, assertIncludes, assertOk, assertRejects } from "../_util/asserts.ts";
-import { initCaDir, loadCaDir, CaDirError } from "../../mod/identity/ca_dir.ts";
+import { CaDirError, initCaDir, loadCaDir } from "../../mod/identity/ca_dir.ts";
 import {
   createCsr,
   CsrError,
@@ -16,7 +16,12 @@ import {
 } from "../../mod/identity/certs.ts";
 
 async function run(cmd: string, args: string[], stdin?: string) {
-  const child = new Deno.Command(cmd, { args, stdin: stdin ? "piped" : "null", stdout: "piped", stderr: "piped" }).spawn();
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
   if (stdin) {
     const w = child.stdin.getWriter();
     await w.write(new TextEncoder().encode(stdin));
@@ -58,7 +63,13 @@ async function issueFor(dir: string, id: string, intermediate: boolean) {
   const ca = await loadCaDir(dir);
   const keys = await generateKeyPair();
   const csr = await inspectCsr(await createCsr(id, keys));
-  const leaf = await issueLeaf({ id: csr.id, publicKey: csr.publicKey, signer: ca.signer, now: new Date(), ttlMs: 24 * 3600e3 });
+  const leaf = await issueLeaf({
+    id: csr.id,
+    publicKey: csr.publicKey,
+    signer: ca.signer,
+    now: new Date(),
+    ttlMs: 24 * 3600e3,
+  });
   await Deno.writeTextFile(`${dir}/leaf.pem`, toPem([leaf, ...ca.chain]));
   await Deno.writeTextFile(`${dir}/leaf-key.pem`, await exportPrivateKeyPem(keys.privateKey));
   await Deno.writeTextFile(`${dir}/bundle.pem`, toPem([...ca.roots]));
@@ -70,12 +81,22 @@ for (const intermediate of [false, true]) {
     const dir = await Deno.makeTempDir();
     try {
       await issueFor(dir, "spiffe://ambit.test/ns/shop/sa/reviews", intermediate);
-      const args = ["verify", "-x509_strict", "-purpose", "sslclient", "-CAfile", `${dir}/bundle.pem`];
+      const args = [
+        "verify",
+        "-x509_strict",
+        "-purpose",
+        "sslclient",
+        "-CAfile",
+        `${dir}/bundle.pem`,
+      ];
       if (intermediate) args.push("-untrusted", `${dir}/cert-chain.pem`);
       const ossl = await run("openssl", [...args, `${dir}/leaf.pem`]);
       assertEquals(ossl.code, 0, ossl.stdout + ossl.stderr);
       assertIncludes(ossl.stdout, ": OK");
-      const server = await run("openssl", [...args.map((a) => (a === "sslclient" ? "sslserver" : a)), `${dir}/leaf.pem`]);
+      const server = await run("openssl", [
+        ...args.map((a) => (a === "sslclient" ? "sslserver" : a)),
+        `${dir}/leaf.pem`,
+      ]);
       assertEquals(server.code, 0, server.stderr);
 
       const py = await run("/usr/bin/python3", ["-c", PY_INSPECT, `${dir}/leaf.pem`]);
@@ -92,7 +113,10 @@ for (const intermediate of [false, true]) {
       assertEquals(info.curve, "secp256r1");
       assertEquals(info.sig, "sha256");
       assertEquals(info.lifetimeSeconds, 24 * 3600 + 120, "24 h TTL plus the 2 min backdate");
-      assertOk(info.backdatedSeconds >= 115 && info.backdatedSeconds < 200, `backdated ${info.backdatedSeconds}s`);
+      assertOk(
+        info.backdatedSeconds >= 115 && info.backdatedSeconds < 200,
+        `backdated ${info.backdatedSeconds}s`,
+      );
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -106,7 +130,11 @@ Deno.test("ca init writes keys 0600 and refuses to overwrite", async () => {
     for (const f of ["ca-key.pem", "root-key.pem"]) {
       assertEquals((await Deno.stat(`${dir}/${f}`)).mode! & 0o777, 0o600, f);
     }
-    await assertRejects(() => initCaDir(dir, { trustDomain: "ambit.test" }), CaDirError, "refusing to overwrite");
+    await assertRejects(
+      () => initCaDir(dir, { trustDomain: "ambit.test" }),
+      CaDirError,
+      "refusing to overwrite",
+    );
     const ca = await loadCaDir(dir);
     assertEquals(ca.trustDomain, "ambit.test");
     assertEquals(ca.chain.length, 0);
@@ -160,28 +188,78 @@ Deno.test("inspectCsr refuses bad CSRs with a clear reason", async () => {
   const good = await createCsr("spiffe://ambit.test/ns/a/sa/b", keys);
   const cases: [string, string, string, string][] = [
     ["not PEM", "hello", "malformed", "CSR does not parse: no PEM CERTIFICATE REQUEST block"],
-    ["garbage in PEM", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----", "malformed", "CSR does not parse"],
+    [
+      "garbage in PEM",
+      "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----",
+      "malformed",
+      "CSR does not parse",
+    ],
     ["oversized", good + "x".repeat(9000), "malformed", "at most 8192 are accepted"],
     ["tampered signature", tamper(good), "bad_signature", "CSR signature does not verify"],
-    ["extra SAN", await opensslCsr(["-addext", "subjectAltName=URI:spiffe://ambit.test/ns/a/sa/b,DNS:evil.example"]), "bad_san", "exactly one SAN"],
-    ["two SPIFFE IDs", await opensslCsr(["-addext", "subjectAltName=URI:spiffe://ambit.test/ns/a/sa/b,URI:spiffe://ambit.test/ns/x/sa/y"]), "bad_san", "exactly one SAN"],
+    [
+      "extra SAN",
+      await opensslCsr([
+        "-addext",
+        "subjectAltName=URI:spiffe://ambit.test/ns/a/sa/b,DNS:evil.example",
+      ]),
+      "bad_san",
+      "exactly one SAN",
+    ],
+    [
+      "two SPIFFE IDs",
+      await opensslCsr([
+        "-addext",
+        "subjectAltName=URI:spiffe://ambit.test/ns/a/sa/b,URI:spiffe://ambit.test/ns/x/sa/y",
+      ]),
+      "bad_san",
+      "exactly one SAN",
+    ],
     ["no SAN", await opensslCsr([]), "bad_san", "it asks for none"],
-    ["CA bit", await opensslCsr(["-addext", "subjectAltName=URI:spiffe://ambit.test/ns/a/sa/b", "-addext", "basicConstraints=critical,CA:TRUE"]), "ca_requested", "asks for a CA certificate"],
-    ["not a SPIFFE URI", await opensslCsr(["-addext", "subjectAltName=URI:https://example.com/"]), "bad_san", "is not a SPIFFE ID"],
+    [
+      "CA bit",
+      await opensslCsr([
+        "-addext",
+        "subjectAltName=URI:spiffe://ambit.test/ns/a/sa/b",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+      ]),
+      "ca_requested",
+      "asks for a CA certificate",
+    ],
+    [
+      "not a SPIFFE URI",
+      await opensslCsr(["-addext", "subjectAltName=URI:https://example.com/"]),
+      "bad_san",
+      "is not a SPIFFE ID",
+    ],
   ];
   for (const [name, pem, problem, message] of cases) {
     const e = await assertRejects(() => inspectCsr(pem), CsrError, message);
     assertEquals((e as CsrError).problem, problem, name);
   }
   const ok = await inspectCsr(good);
-  assertEquals(ok.spiffe, { kind: "workload", trustDomain: "ambit.test", namespace: "a", serviceAccount: "b" });
+  assertEquals(ok.spiffe, {
+    kind: "workload",
+    trustDomain: "ambit.test",
+    namespace: "a",
+    serviceAccount: "b",
+  });
 });
 
 Deno.test("inspectCsr refuses an RSA key", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await run("openssl", ["genrsa", "-out", `${dir}/k.pem`, "2048"]);
-    const r = await run("openssl", ["req", "-new", "-key", `${dir}/k.pem`, "-subj", "/", "-addext", "subjectAltName=URI:spiffe://ambit.test/ns/a/sa/b"]);
+    const r = await run("openssl", [
+      "req",
+      "-new",
+      "-key",
+      `${dir}/k.pem`,
+      "-subj",
+      "/",
+      "-addext",
+      "subjectAltName=URI:spiffe://ambit.test/ns/a/sa/b",
+    ]);
     await assertRejects(() => inspectCsr(r.stdout), CsrError, "only ECDSA P-256 is accepted");
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -200,7 +278,13 @@ Deno.test("a leaf never outlives its signer", async () => {
     notBefore: now,
     notAfter: new Date(now.getTime() + 3600e3),
   });
-  const leaf = await issueLeaf({ id: "spiffe://t/ns/a/sa/b", publicKey: keys.publicKey, signer: { cert: root, key: caKeys.privateKey }, now, ttlMs: 24 * 3600e3 });
+  const leaf = await issueLeaf({
+    id: "spiffe://t/ns/a/sa/b",
+    publicKey: keys.publicKey,
+    signer: { cert: root, key: caKeys.privateKey },
+    now,
+    ttlMs: 24 * 3600e3,
+  });
   assertEquals(leaf.notAfter.getTime(), root.notAfter.getTime());
   assertOk(leaf instanceof x509.X509Certificate);
 });

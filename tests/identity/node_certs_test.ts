@@ -16,9 +16,38 @@ Deno.test("ztunnel obtains certificates from the CA service with its node creden
   try {
     await Deno.mkdir(`${dir}/mesh`);
     await Deno.writeTextFile(`${dir}/mesh/mesh.yaml`, meshYaml(["node-a", "node-b"]));
-    assertEquals((await runAmbit(["ca", "init", "--trust-domain", TD, "--out", `${dir}/ca`, "--intermediate"])).code, 0);
-    assertEquals((await runAmbit(["ca", "issue-node", "node-a", "--ca", `${dir}/ca`, "--out", `${dir}/node-a`])).code, 0);
-    const ca = new AmbitProcess(["ca", "serve", "--config", `${dir}/mesh`, "--ca", `${dir}/ca`, "--listen", `127.0.0.1:${caPort}`, "--log-format", "json"]);
+    assertEquals(
+      (await runAmbit(["ca", "init", "--trust-domain", TD, "--out", `${dir}/ca`, "--intermediate"]))
+        .code,
+      0,
+    );
+    assertEquals(
+      (await runAmbit([
+        "ca",
+        "issue-node",
+        "node-a",
+        "--ca",
+        `${dir}/ca`,
+        "--out",
+        `${dir}/node-a`,
+      ])).code,
+      0,
+    );
+    const caAdmin = freePort();
+    const ca = new AmbitProcess([
+      "ca",
+      "serve",
+      "--config",
+      `${dir}/mesh`,
+      "--ca",
+      `${dir}/ca`,
+      "--listen",
+      `127.0.0.1:${caPort}`,
+      "--admin",
+      `127.0.0.1:${caAdmin}`,
+      "--log-format",
+      "json",
+    ]);
     procs.push(ca);
     await ca.waitForRecord((r) => r.msg === "CA service listening");
     const z = new AmbitProcess([
@@ -48,11 +77,37 @@ Deno.test("ztunnel obtains certificates from the CA service with its node creden
     assertIncludes(text.stdout, "valid");
     assertIncludes(text.stdout, "trust root: O=ambit.test, CN=ambit root CA");
 
+    // Expiry and failure metrics on the node, signed counts at the CA.
+    const nodeMetrics = await (await fetch(`http://127.0.0.1:${adminPort}/stats/prometheus`))
+      .text();
+    assertIncludes(
+      nodeMetrics,
+      `ambit_certificate_expiry_timestamp_seconds{identity="spiffe://${TD}/ns/shop/sa/web"}`,
+    );
+    assertIncludes(
+      nodeMetrics,
+      `ambit_certificate_consecutive_failures{identity="spiffe://${TD}/ns/shop/sa/web"} 0`,
+    );
+    const caMetrics = await (await fetch(`http://127.0.0.1:${caAdmin}/stats/prometheus`)).text();
+    assertIncludes(caMetrics, "ambit_ca_certificates_signed_total 1");
+
     // The workload moves to node-b: node-a forgets its certificate.
-    await Deno.writeTextFile(`${dir}/mesh/mesh.yaml`, meshYaml(["node-a", "node-b"]).replace("{node: node-a, serviceAccount: web}", "{node: node-b, serviceAccount: web}"));
+    await Deno.writeTextFile(
+      `${dir}/mesh/mesh.yaml`,
+      meshYaml(["node-a", "node-b"]).replace(
+        "{node: node-a, serviceAccount: web}",
+        "{node: node-b, serviceAccount: web}",
+      ),
+    );
     await z.waitForRecord((r) => r.msg === "certificate forgotten: identity left the node");
     await assertEventually(async () => {
-      const json = await runAmbit(["certs", "--admin", `127.0.0.1:${adminPort}`, "--output", "json"]);
+      const json = await runAmbit([
+        "certs",
+        "--admin",
+        `127.0.0.1:${adminPort}`,
+        "--output",
+        "json",
+      ]);
       return JSON.parse(json.stdout).identities.length === 0;
     });
 
@@ -67,7 +122,15 @@ Deno.test("ztunnel obtains certificates from the CA service with its node creden
 });
 
 Deno.test("ztunnel refuses to start without a certificate source, naming the options", async () => {
-  const r = await runAmbit(["ztunnel", "--config", "config/edge", "--node", "edge-1", "--admin", "off"]);
+  const r = await runAmbit([
+    "ztunnel",
+    "--config",
+    "config/edge",
+    "--node",
+    "edge-1",
+    "--admin",
+    "off",
+  ]);
   assertEquals(r.code, 2);
   assertIncludes(r.stderr, "no certificate source: give --credential DIR");
 });

@@ -4,8 +4,13 @@
  */
 import tls from "node:tls";
 import { assertEquals, assertIncludes } from "../_util/asserts.ts";
-import { initCaDir, loadCaDir, type CaMaterial } from "../../mod/identity/ca_dir.ts";
-import { exportPrivateKeyPem, generateKeyPair, issueLeaf, toPem } from "../../mod/identity/certs.ts";
+import { type CaMaterial, initCaDir, loadCaDir } from "../../mod/identity/ca_dir.ts";
+import {
+  exportPrivateKeyPem,
+  generateKeyPair,
+  issueLeaf,
+  toPem,
+} from "../../mod/identity/certs.ts";
 import { nodeId } from "../../mod/identity/spiffe.ts";
 import {
   expectIdentity,
@@ -18,10 +23,18 @@ import {
 const TD = "ambit.test";
 const HOUR = 3600e3;
 
-async function ident(ca: CaMaterial, id: string, now = new Date(), ttlMs = 24 * HOUR): Promise<TlsIdentity> {
+async function ident(
+  ca: CaMaterial,
+  id: string,
+  now = new Date(),
+  ttlMs = 24 * HOUR,
+): Promise<TlsIdentity> {
   const keys = await generateKeyPair();
   const leaf = await issueLeaf({ id, publicKey: keys.publicKey, signer: ca.signer, now, ttlMs });
-  return { certPem: toPem([leaf, ...ca.chain]), keyPem: await exportPrivateKeyPem(keys.privateKey) };
+  return {
+    certPem: toPem([leaf, ...ca.chain]),
+    keyPem: await exportPrivateKeyPem(keys.privateKey),
+  };
 }
 
 /** Runs a handshake; returns what the server decided about the client and what the client saw. */
@@ -78,26 +91,60 @@ Deno.test("verification path: accepts a valid peer and rejects expired, not-yet-
     assertEquals(ok.server, `accepted ${good}`);
     assertEquals(ok.client, "connected");
 
-    const expired = await handshake(server, roots, await ident(ca, good, new Date(Date.now() - 48 * HOUR), HOUR), roots);
+    const expired = await handshake(
+      server,
+      roots,
+      await ident(ca, good, new Date(Date.now() - 48 * HOUR), HOUR),
+      roots,
+    );
     assertIncludes(expired.server, "certificate has expired");
 
-    const future = await handshake(server, roots, await ident(ca, good, new Date(Date.now() + 48 * HOUR)), roots);
+    const future = await handshake(
+      server,
+      roots,
+      await ident(ca, good, new Date(Date.now() + 48 * HOUR)),
+      roots,
+    );
     assertIncludes(future.server, "certificate is not yet valid");
 
-    const otherTd = await handshake(server, roots, await ident(ca, "spiffe://other.test/ns/shop/sa/client"), roots);
-    assertEquals(otherTd.server, 'refused: peer spiffe://other.test/ns/shop/sa/client is from trust domain "other.test", not "ambit.test"');
+    const otherTd = await handshake(
+      server,
+      roots,
+      await ident(ca, "spiffe://other.test/ns/shop/sa/client"),
+      roots,
+    );
+    assertEquals(
+      otherTd.server,
+      'refused: peer spiffe://other.test/ns/shop/sa/client is from trust domain "other.test", not "ambit.test"',
+    );
 
     const otherCa = await handshake(server, roots, await ident(foreign, good), roots);
-    assertIncludes(otherCa.server, "refused: peer certificate not trusted: not signed by a trusted root");
+    assertIncludes(
+      otherCa.server,
+      "refused: peer certificate not trusted: not signed by a trusted root",
+    );
 
     const node = await handshake(server, roots, await ident(ca, nodeId(TD, "node-a")), roots);
-    assertEquals(node.server, "refused: peer spiffe://ambit.test/ambit/node/node-a is not a workload identity");
+    assertEquals(
+      node.server,
+      "refused: peer spiffe://ambit.test/ambit/node/node-a is not a workload identity",
+    );
 
     // The client side: the server must be the expected identity.
-    const wrongServer = await handshake(server, roots, await ident(ca, good), roots, [`spiffe://${TD}/ns/shop/sa/other`]);
-    assertIncludes(wrongServer.client, "server identity spiffe://ambit.test/ns/shop/sa/server is not the expected spiffe://ambit.test/ns/shop/sa/other");
+    const wrongServer = await handshake(server, roots, await ident(ca, good), roots, [
+      `spiffe://${TD}/ns/shop/sa/other`,
+    ]);
+    assertIncludes(
+      wrongServer.client,
+      "server identity spiffe://ambit.test/ns/shop/sa/server is not the expected spiffe://ambit.test/ns/shop/sa/other",
+    );
     // And a server from another CA is not trusted.
-    const foreignServer = await handshake(await ident(foreign, `spiffe://${TD}/ns/shop/sa/server`), toPem(foreign.roots), await ident(ca, good), roots);
+    const foreignServer = await handshake(
+      await ident(foreign, `spiffe://${TD}/ns/shop/sa/server`),
+      toPem(foreign.roots),
+      await ident(ca, good),
+      roots,
+    );
     assertIncludes(foreignServer.client, "error:");
   } finally {
     for (const d of dirs) await Deno.remove(d, { recursive: true });
@@ -114,7 +161,12 @@ Deno.test("verification path: a bundle with two roots accepts peers from either 
     const both = toPem([...oldCa.roots, ...newCa.roots]);
     const server = await ident(oldCa, `spiffe://${TD}/ns/shop/sa/server`);
     for (const ca of [oldCa, newCa]) {
-      const r = await handshake(server, both, await ident(ca, `spiffe://${TD}/ns/shop/sa/client`), both);
+      const r = await handshake(
+        server,
+        both,
+        await ident(ca, `spiffe://${TD}/ns/shop/sa/client`),
+        both,
+      );
       assertEquals(r.server, `accepted spiffe://${TD}/ns/shop/sa/client`);
     }
   } finally {
