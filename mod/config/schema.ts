@@ -291,6 +291,20 @@ export function oneOf<const V extends string>(values: readonly V[]): Type<V> {
   };
 }
 
+/** One of a fixed set of numbers. */
+export function oneOfNumber<const V extends number>(values: readonly V[]): Type<V> {
+  return {
+    name: values.join(" | "),
+    check(value, at, r) {
+      if (typeof value === "number" && (values as readonly number[]).includes(value)) {
+        return value as V;
+      }
+      r.error(at, `${describe(value)} is not one of ${values.join(", ")}`);
+      return INVALID;
+    },
+  };
+}
+
 /** Options for {@link int}. */
 export interface IntOptions {
   name?: string;

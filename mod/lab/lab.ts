@@ -132,6 +132,15 @@ export async function runLab(options: LabOptions): Promise<number> {
       `  node-a enrolled ${enrolled.workload} as ${enrolled.identity} ` +
         `${Math.round(performance.now() - t0)} ms after the file changed`,
     );
+    const issued = await nodeA.waitForRecord(
+      (r) => r.msg === "certificate issued" && r.identity === enrolled.identity,
+      { from },
+    );
+    out(
+      `  node-a obtained its certificate (serial ${String(issued.serial).slice(0, 12)}…) ${
+        Math.round(performance.now() - t0)
+      } ms after the change`,
+    );
     out("");
 
     out("Stopping:");

@@ -4,9 +4,17 @@
  * @module
  */
 import type { KindDef } from "../kind.ts";
+import { AuthorizationPolicy } from "./authorization_policy.ts";
+import { DestinationRule } from "./destination_rule.ts";
+import { Gateway } from "./gateway.ts";
+import { GRPCRoute } from "./grpc_route.ts";
+import { HTTPRoute } from "./http_route.ts";
 import { Mesh, Node } from "./mesh.ts";
 import { Namespace } from "./namespace.ts";
+import { PeerAuthentication } from "./peer_authentication.ts";
+import { RequestAuthentication } from "./request_authentication.ts";
 import { Service } from "./service.ts";
+import { ServiceEntry } from "./service_entry.ts";
 import { WorkloadEntry } from "./workload_entry.ts";
 
 /** Every supported kind, in the order the reference documents them. */
@@ -17,6 +25,14 @@ export const KINDS: readonly KindDef<any>[] = [
   Namespace,
   WorkloadEntry,
   Service,
+  ServiceEntry,
+  Gateway,
+  HTTPRoute,
+  GRPCRoute,
+  AuthorizationPolicy,
+  PeerAuthentication,
+  RequestAuthentication,
+  DestinationRule,
 ];
 
 /** Kinds by name. */
