@@ -610,7 +610,8 @@ function checkWorkloadPorts(
   }
 }
 
-function indexPolicies(list: readonly Resource[]): PolicyIndex {
+/** Indexes policies by namespace and by targetRef. */
+export function indexPolicies(list: readonly Resource[]): PolicyIndex {
   const byTarget = new Map<string, Resource[]>();
   for (const res of list) {
     const spec = res.spec as {
@@ -657,6 +658,26 @@ function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]
     else out.set(k, [item]);
   }
   return out;
+}
+
+/**
+ * Freezes a snapshot deeply, pausing every few thousand objects so a large
+ * snapshot arriving from the worker never blocks the event loop for long.
+ */
+export async function freezeSnapshot(s: Snapshot, pause: () => Promise<void>): Promise<Snapshot> {
+  const seen = new Set<unknown>();
+  const stack: unknown[] = [s];
+  let n = 0;
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== "object" || v === null || seen.has(v)) continue;
+    seen.add(v);
+    if (v instanceof Map) { for (const x of v.values()) stack.push(x); }
+    else for (const x of Object.values(v)) stack.push(x);
+    Object.freeze(v);
+    if (++n % 4000 === 0) await pause();
+  }
+  return s;
 }
 
 function deepFreeze<T>(value: T, seen = new Set<unknown>()): T {

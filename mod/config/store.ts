@@ -16,6 +16,7 @@ import {
 } from "./load.ts";
 import type { Snapshot } from "./snapshot.ts";
 import type { WorkerReply, WorkerRequest } from "./worker.ts";
+import { decodeSnapshot } from "./snapshot_codec.ts";
 
 /** Why a reload ran. */
 export type ReloadReason = "start" | "file change" | "SIGHUP" | "request";
@@ -317,8 +318,12 @@ function workerCompiler(): { compile: Compiler; close: () => void } {
     const w = waiting.get(e.data.id);
     if (!w) return;
     waiting.delete(e.data.id);
-    if (e.data.ok) w.resolve(e.data.result);
-    else {
+    if (e.data.ok) {
+      const { issues, digest, snapshot } = e.data.result;
+      if (!snapshot) w.resolve({ issues, digest });
+      else {decodeSnapshot(snapshot).then((s) =>
+          w.resolve({ issues, digest, snapshot: s }), w.reject);}
+    } else {
       const err = e.data.code === "ECONFIGREAD"
         ? new ConfigReadError(e.data.error)
         : new Error(e.data.error);

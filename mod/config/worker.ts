@@ -6,6 +6,7 @@
  */
 import { compilePath } from "./compile.ts";
 import type { CompileResult } from "./compile.ts";
+import { type EncodedSnapshot, encodeSnapshot } from "./snapshot_codec.ts";
 
 /** Message the main thread sends. */
 export interface WorkerRequest {
@@ -13,9 +14,16 @@ export interface WorkerRequest {
   readonly path: string;
 }
 
+/** A compile result with the snapshot encoded for a cheap transfer. */
+export interface EncodedResult {
+  readonly issues: CompileResult["issues"];
+  readonly digest: string;
+  readonly snapshot?: EncodedSnapshot;
+}
+
 /** Message the worker answers with. */
 export type WorkerReply =
-  | { readonly id: number; readonly ok: true; readonly result: CompileResult }
+  | { readonly id: number; readonly ok: true; readonly result: EncodedResult }
   | { readonly id: number; readonly ok: false; readonly error: string; readonly code?: string };
 
 // deno-lint-ignore no-explicit-any
@@ -23,7 +31,12 @@ const self_ = globalThis as any;
 self_.onmessage = async (e: MessageEvent<WorkerRequest>) => {
   const { id, path } = e.data;
   try {
-    const result = await compilePath(path);
+    const r = await compilePath(path);
+    const result: EncodedResult = {
+      issues: r.issues,
+      digest: r.digest,
+      snapshot: r.snapshot ? encodeSnapshot(r.snapshot) : undefined,
+    };
     self_.postMessage({ id, ok: true, result } satisfies WorkerReply);
   } catch (err) {
     self_.postMessage(
