@@ -1,0 +1,52 @@
+/**
+ * Builds single `ambit` binaries for linux x86_64 and aarch64 into dist/,
+ * with exactly the permission flags of `deno task ambit` (mod/permissions.ts).
+ * `deno compile` downloads a runtime for each target; where that download is
+ * not reachable, this says so and exits 1.
+ *
+ *   deno task compile [--target x86_64-unknown-linux-gnu]
+ */
+import { parseArgs } from "node:util";
+import { AMBIT_PERMISSIONS } from "../mod/permissions.ts";
+
+const TARGETS = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"];
+const { values } = parseArgs({ options: { target: { type: "string", multiple: true } } });
+const targets = values.target ?? TARGETS;
+const root = new URL("../", import.meta.url).pathname;
+let failed = 0;
+for (const target of targets) {
+  const out = `${root}dist/ambit-${target}`;
+  const args = [
+    "compile",
+    ...AMBIT_PERMISSIONS,
+    "--include",
+    `${root}mod/config/worker.ts`,
+    "--target",
+    target,
+    "--output",
+    out,
+    `${root}main.ts`,
+  ];
+  const r = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
+    .output();
+  const err = new TextDecoder().decode(r.stderr);
+  if (r.success) {
+    console.log(`built ${out}`);
+    continue;
+  }
+  failed++;
+  if (
+    /download|dl\.deno\.land|error sending request|dns error|Connection refused|timed out/i.test(
+      err,
+    )
+  ) {
+    console.error(
+      `compile for ${target}: deno compile needs to download the Deno runtime for this target, and ` +
+        `that download is not reachable from this machine. Run 'deno task compile' where it is ` +
+        `(or set DENORT_BIN to a local denort binary). Details:\n${
+          err.trim().split("\n").slice(-3).join("\n")
+        }`,
+    );
+  } else console.error(`compile for ${target} failed:\n${err}`);
+}
+Deno.exit(failed ? 1 : 0);

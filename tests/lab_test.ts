@@ -1,0 +1,25 @@
+/** The README's demo command, as a user runs it. */
+import { assertEquals, assertIncludes } from "./_util/asserts.ts";
+import { runAmbit } from "./_util/proc.ts";
+
+Deno.test("ambit lab runs the demo end to end and leaves no process behind", async () => {
+  const t0 = performance.now();
+  const { code, stdout, stderr } = await runAmbit(["lab"]);
+  assertEquals(code, 0, stdout + stderr);
+  for (
+    const line of [
+      "Mesh: trust domain ambit.lab, 2 nodes, 6 workloads, 5 services, 1 waypoint",
+      "shop/reviews-v1      127.0.2.11   spiffe://ambit.lab/ns/shop/sa/reviews",
+      "legacy/batch         127.0.1.30   not enrolled (namespace not ambient)",
+      "started ztunnel node-a",
+      "spiffe://ambit.lab/ns/shop/sa/waypoint",
+      "node-a enrolled legacy/batch as spiffe://ambit.lab/ns/legacy/sa/batch",
+      "node-a obtained its certificate",
+      "ztunnel node-a             exited 0",
+    ]
+  ) assertIncludes(stdout, line);
+  const seconds = (performance.now() - t0) / 1000;
+  assertEquals(seconds < 60, true, `lab took ${seconds} s`);
+  const ps = await new Deno.Command("pgrep", { args: ["-f", "--ca-dir /tmp/ambit-lab-"] }).output();
+  assertEquals(new TextDecoder().decode(ps.stdout).trim(), "", "no lab process left");
+});
