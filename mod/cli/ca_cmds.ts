@@ -15,7 +15,14 @@ import { adminAddress } from "./identity_opts.ts";
 import { serveAdmin } from "../admin/admin.ts";
 import { caFamilies } from "../identity/metrics.ts";
 import { renderPrometheus } from "../telemetry/prometheus.ts";
-import { type Command, type Context, EXIT_OK, requireOption, UsageError } from "./command.ts";
+import {
+  type Command,
+  type Context,
+  EXIT_OK,
+  parseHostPort,
+  requireOption,
+  UsageError,
+} from "./command.ts";
 
 function duration(ctx: Context, name: string, fallback: string): number {
   const text = (ctx.options[name] as string | undefined) ?? fallback;
@@ -257,12 +264,7 @@ logged as security events.`,
   async run(ctx) {
     const path = requireOption(ctx, "config");
     const ca = await loadCa(requireOption(ctx, "ca"));
-    const listen = ctx.options.listen as string;
-    const i = listen.lastIndexOf(":");
-    const port = Number(listen.slice(i + 1));
-    if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-      throw new UsageError(`--listen "${listen}" is not host:port`);
-    }
+    const listen = parseHostPort(ctx.options.listen as string, "listen");
     const logger = ctx.logger.child({ role: "ca" });
     const store = await ConfigStore.open(path, { logger, sighup: true });
     if (store.current.mesh.trustDomain !== ca.trustDomain) {
@@ -274,8 +276,8 @@ logged as security events.`,
     const server = await CaServer.start({
       ca,
       snapshot: () => store.current,
-      hostname: listen.slice(0, i).replace(/^\[|\]$/g, ""),
-      port,
+      hostname: listen.hostname,
+      port: listen.port,
       logger,
     });
     logger.info("CA service listening", {

@@ -4,7 +4,7 @@
  * @module
  */
 import type { CertStatus } from "../identity/cert_manager.ts";
-import { type Command, EXIT_FAILURE, EXIT_OK } from "./command.ts";
+import { type Command, EXIT_FAILURE, EXIT_OK, outputOption } from "./command.ts";
 
 /** `ambit certs`. */
 export const certsCommand: Command = {
@@ -17,13 +17,7 @@ export const certsCommand: Command = {
       description: "the node's admin API",
       default: "127.0.0.1:15000",
     },
-    output: {
-      type: "string",
-      arg: "FORMAT",
-      description: "text or json",
-      default: "text",
-      choices: ["text", "json"],
-    },
+    output: outputOption(),
   },
   examples: ["ambit certs", "ambit certs --admin 127.0.1.1:15000 --output json"],
   async run(ctx) {

@@ -68,6 +68,27 @@ export interface Command {
   run?(ctx: Context): Promise<number> | number;
 }
 
+/** An `--output text|json` (or other formats) option. */
+export function outputOption(formats: readonly string[] = ["text", "json"]): OptionSpec {
+  return {
+    type: "string",
+    arg: "FORMAT",
+    description: formats.join(" or "),
+    default: formats[0],
+    choices: formats,
+  };
+}
+
+/** Parses a `host:port` option value; throws {@link UsageError} naming the flag. */
+export function parseHostPort(value: string, flag: string): { hostname: string; port: number } {
+  const i = value.lastIndexOf(":");
+  const port = Number(value.slice(i + 1));
+  if (i <= 0 || !/^[0-9]+$/.test(value.slice(i + 1)) || port > 65535) {
+    throw new UsageError(`--${flag} "${value}" is not host:port`);
+  }
+  return { hostname: value.slice(0, i).replace(/^\[|\]$/g, ""), port };
+}
+
 /** Options every command accepts. */
 export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   "log-level": {

@@ -8,7 +8,14 @@ import { stringify } from "yaml";
 import { compilePath } from "../config/compile.ts";
 import { dumpSnapshot } from "../config/dump.ts";
 import { ConfigError, formatIssue } from "../config/load.ts";
-import { type Command, EXIT_OK, EXIT_USAGE, requireOption, UsageError } from "./command.ts";
+import {
+  type Command,
+  EXIT_OK,
+  EXIT_USAGE,
+  outputOption,
+  requireOption,
+  UsageError,
+} from "./command.ts";
 
 /** `ambit validate <path>`. */
 export const validateCommand: Command = {
@@ -23,13 +30,7 @@ node would run. Every problem is reported at once as
   file:line field.path: message (hint)
 Exit status: 0 valid (warnings allowed unless --strict), 2 invalid.`,
   options: {
-    output: {
-      type: "string",
-      arg: "FORMAT",
-      description: "text or json",
-      default: "text",
-      choices: ["text", "json"],
-    },
+    output: outputOption(),
     strict: { type: "boolean", description: "treat warnings as errors" },
   },
   examples: ["ambit validate config/lab", "ambit validate --output json mesh.yaml"],
@@ -70,13 +71,7 @@ export const configCommand: Command = {
         description: "mesh config file or directory",
       },
       node: { type: "string", arg: "NAME", description: "only what this node needs" },
-      output: {
-        type: "string",
-        arg: "FORMAT",
-        description: "yaml or json",
-        default: "yaml",
-        choices: ["yaml", "json"],
-      },
+      output: outputOption(["yaml", "json"]),
     },
     examples: ["ambit config dump --config config/lab --node node-a"],
     async run(ctx) {

@@ -15,7 +15,7 @@ import {
   toPem,
 } from "../identity/ca_client.ts";
 import type { Logger } from "../log/logger.ts";
-import { type Context, type OptionSpec, UsageError } from "./command.ts";
+import { type Context, type OptionSpec, parseHostPort, UsageError } from "./command.ts";
 
 /** Options shared by the node roles. */
 export const IDENTITY_OPTIONS: Readonly<Record<string, OptionSpec>> = {
@@ -92,11 +92,5 @@ export async function certSource(
 /** Parses --admin; undefined when it is "off". */
 export function adminAddress(ctx: Context): { hostname: string; port: number } | undefined {
   const v = ctx.options.admin as string;
-  if (v === "off") return undefined;
-  const i = v.lastIndexOf(":");
-  const port = Number(v.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError(`--admin "${v}" is not host:port`);
-  }
-  return { hostname: v.slice(0, i).replace(/^\[|\]$/g, ""), port };
+  return v === "off" ? undefined : parseHostPort(v, "admin");
 }

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type Command, EXIT_OK, runCli } from "./command.ts";
+import { type Command, EXIT_OK, outputOption, runCli } from "./command.ts";
 import { configCommand, validateCommand } from "./config_cmds.ts";
 import { waypointCommand, ztunnelCommand } from "./role_cmds.ts";
 import { caCommand } from "./ca_cmds.ts";
@@ -15,13 +15,7 @@ const versionCommand: Command = {
   name: "version",
   summary: "Print ambit's version and the runtime's",
   options: {
-    output: {
-      type: "string",
-      arg: "FORMAT",
-      description: "text or json",
-      default: "text",
-      choices: ["text", "json"],
-    },
+    output: outputOption(),
   },
   run(ctx) {
     const v = {

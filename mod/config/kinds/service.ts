@@ -7,7 +7,7 @@ import { ip, labels } from "../formats.ts";
 import { dnsLabel } from "../formats.ts";
 import { def, intOrString, list, obj, oneOf, opt, port, str, unsupported } from "../schema.ts";
 import { defineKind } from "../kind.ts";
-import { USE_WAYPOINT_LABEL, USE_WAYPOINT_NAMESPACE_LABEL } from "./namespace.ts";
+import { useWaypointReferences } from "./namespace.ts";
 
 /** Schema of one entry of `Service.spec.ports`. */
 export const servicePort = obj({
@@ -86,16 +86,7 @@ export const Service = defineKind({
   doc: "A service: hostname `<name>.<namespace>.svc.<dnsSuffix>`, a VIP, and ports, in front of " +
     "the WorkloadEntries its selector picks. Label `istio.io/use-waypoint` routes it through a waypoint.",
   spec: serviceSpec,
-  references(res) {
-    const wp = res.metadata.labels[USE_WAYPOINT_LABEL];
-    if (wp === undefined || wp === "none") return [];
-    return [{
-      path: ["metadata", "labels", USE_WAYPOINT_LABEL],
-      kinds: ["Gateway"],
-      namespace: res.metadata.labels[USE_WAYPOINT_NAMESPACE_LABEL] ?? res.metadata.namespace,
-      name: wp,
-    }];
-  },
+  references: (res) => useWaypointReferences(res.metadata.labels, res.metadata.namespace!),
   example: `apiVersion: v1
 kind: Service
 metadata:

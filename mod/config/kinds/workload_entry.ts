@@ -8,7 +8,7 @@
 import { ip, labels } from "../formats.ts";
 import { def, int, INVALID, map, obj, opt, port, str, type Type } from "../schema.ts";
 import { defineKind, type Reference } from "../kind.ts";
-import { USE_WAYPOINT_LABEL, USE_WAYPOINT_NAMESPACE_LABEL } from "./namespace.ts";
+import { useWaypointReferences } from "./namespace.ts";
 
 /** Versions of Istio's networking API that ambit reads. */
 export const ISTIO_NETWORKING = [
@@ -95,16 +95,7 @@ export const WorkloadEntry = defineKind({
     if (res.spec.node !== undefined) {
       refs.push({ path: ["spec", "node"], kinds: ["Node"], name: res.spec.node });
     }
-    const wp = res.metadata.labels[USE_WAYPOINT_LABEL];
-    if (wp !== undefined && wp !== "none") {
-      refs.push({
-        path: ["metadata", "labels", USE_WAYPOINT_LABEL],
-        kinds: ["Gateway"],
-        namespace: res.metadata.labels[USE_WAYPOINT_NAMESPACE_LABEL] ?? res.metadata.namespace,
-        name: wp,
-      });
-    }
-    return refs;
+    return [...refs, ...useWaypointReferences(res.metadata.labels, res.metadata.namespace!)];
   },
   example: `apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
