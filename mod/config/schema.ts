@@ -117,7 +117,7 @@ export function def<T>(type: Type<T>, value: T, doc: string): Field<T, true> {
     doc,
     required: false,
     default: () => JSON.parse(frozen),
-    defaultText: typeof value === "string" ? value : frozen,
+    defaultText: typeof value === "string" && value !== "" ? value : frozen,
   };
 }
 

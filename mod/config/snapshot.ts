@@ -242,13 +242,16 @@ export function buildSnapshot(
   const workloadRes = ofKind<WorkloadEntrySpec>("WorkloadEntry");
   const servicesRes = ofKind<ServiceSpec>("Service");
   const selecting = new Map<string, string[]>();
+  const workloadsByNs = groupBy(workloadRes, (w) => w.metadata.namespace!);
   for (const svc of servicesRes) {
     const sel = svc.spec.selector;
     if (!sel || Object.keys(sel).length === 0) continue;
-    for (const w of workloadRes) {
-      if (w.metadata.namespace === svc.metadata.namespace && matches(sel, w.spec.labels)) {
+    for (const w of workloadsByNs.get(svc.metadata.namespace!) ?? []) {
+      if (matches(sel, w.spec.labels)) {
         const key = displayName(w);
-        selecting.set(key, [...(selecting.get(key) ?? []), displayName(svc)]);
+        const list = selecting.get(key);
+        if (list) list.push(displayName(svc));
+        else selecting.set(key, [displayName(svc)]);
       }
     }
   }
@@ -453,6 +456,14 @@ function compileServices(
     taken.set(vip, `Service "${displayName(res)}"`);
   }
   const assign = vipAssigner(mesh.vipRange, taken);
+  const selectedBy = new Map<string, Workload[]>();
+  for (const w of workloads.values()) {
+    for (const s of w.services) {
+      const list = selectedBy.get(s);
+      if (list) list.push(w);
+      else selectedBy.set(s, [w]);
+    }
+  }
   const out = new Map<string, ServiceInfo>();
   for (const res of sorted) {
     const key = displayName(res);
@@ -479,8 +490,7 @@ function compileServices(
     const endpoints: Endpoint[] = [];
     const sel = res.spec.selector;
     if (sel && Object.keys(sel).length > 0) {
-      for (const w of workloads.values()) {
-        if (!w.services.includes(key)) continue;
+      for (const w of selectedBy.get(key) ?? []) {
         const map: Record<number, number> = {};
         ports.forEach((p, i) => {
           if (typeof p.targetPort === "number") map[p.port] = p.targetPort;

@@ -1,6 +1,8 @@
 /**
- * Pieces shared by the Gateway API kinds (gateway.networking.k8s.io):
- * parent and backend references, header modifiers, header matches.
+ * Pieces shared by the Gateway API kinds (gateway.networking.k8s.io): name
+ * formats, parent and backend references, header modifiers and matches, the
+ * mirror filter, and the checks upstream's CEL rules make on filter lists.
+ * Limits and messages follow kubernetes-sigs/gateway-api apis/v1.
  *
  * @module
  */
@@ -8,7 +10,10 @@ import type { Reference } from "../kind.ts";
 import { dnsLabel, dnsSubdomain, hostname, regex } from "../formats.ts";
 import {
   def,
+  didYouMean,
+  formatPath,
   int,
+  INVALID,
   list,
   obj,
   oneOf,
@@ -18,41 +23,133 @@ import {
   type Reporter,
   req,
   str,
+  type Type,
   unsupported,
 } from "../schema.ts";
 
-/** apiVersions of Gateway API kinds ambit reads. */
-export const GATEWAY_API = ["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"];
-
 /** Gateway API's own group. */
 export const GATEWAY_GROUP = "gateway.networking.k8s.io";
+/** Istio's networking group (for `kind: Hostname` backends). */
+export const ISTIO_NETWORKING_GROUP = "networking.istio.io";
+/** apiVersions of Gateway and HTTPRoute ambit reads (v1 first). */
+export const GATEWAY_API = [`${GATEWAY_GROUP}/v1`, `${GATEWAY_GROUP}/v1beta1`];
 
-/** A route's parentRef: a Service (mesh/GAMMA attachment) or a Gateway. */
+const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Wraps `type` with a check that runs on its checked value and may report at any path. */
+export function withCheck<T>(
+  type: Type<T>,
+  check: (value: T, at: Path, r: Reporter) => void,
+): Type<T> {
+  return {
+    name: type.name,
+    object: type.object,
+    element: type.element,
+    check(value, at, r) {
+      const v = type.check(value, at, r);
+      if (v === INVALID) return INVALID;
+      const before = r.issues.length;
+      check(v, at, r);
+      return r.issues.slice(before).some((i) => i.severity === "error") ? INVALID : v;
+    },
+  };
+}
+
+/** Gateway API `Group`: empty (the core group) or a DNS subdomain. */
+export function apiGroup(): Type<string> {
+  return str({
+    name: "API group",
+    maxLength: 253,
+    validate: (
+      s,
+    ) => (s === "" || SUBDOMAIN.test(s) ? undefined : `"${s}" is not a valid API group`),
+    hint: 'e.g. "" (core) or gateway.networking.k8s.io',
+  });
+}
+
+/** Gateway API `Kind`: a letter, then letters, digits and '-'. */
+export function kindName(): Type<string> {
+  return str({
+    name: "kind",
+    minLength: 1,
+    maxLength: 63,
+    validate: (s) =>
+      /^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/.test(s) ? undefined : `"${s}" is not a valid kind`,
+    hint: "e.g. Service or Gateway",
+  });
+}
+
+/** Gateway API `ObjectName`: 1 to 253 characters. */
+export function objectName(): Type<string> {
+  return str({ name: "name", minLength: 1, maxLength: 253 });
+}
+
+/** Gateway API `SectionName`: a DNS subdomain (listener, port or rule name). */
+export function sectionName(what = "section name"): Type<string> {
+  return dnsSubdomain(what);
+}
+
+/** Gateway API `HTTPHeaderName` (also used for query parameter names). */
+export function headerName(what = "header name"): Type<string> {
+  return str({
+    name: what,
+    minLength: 1,
+    maxLength: 256,
+    validate: (s) =>
+      /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/.test(s) ? undefined : `"${s}" is not a valid ${what}`,
+    hint: "letters, digits and !#$%&'*+-.^_`|~ only; no spaces or ':'",
+  });
+}
+
+// ---------------------------------------------------------------- parentRefs
+
+/** A route's parentRef: a Service (mesh attachment, GAMMA) or a waypoint Gateway. */
 export const parentReference = obj({
   group: def(
-    str({ name: "group" }),
+    apiGroup(),
     GATEWAY_GROUP,
     'API group of the parent: "" for a Service, gateway.networking.k8s.io for a Gateway.',
   ),
   kind: def(
-    oneOf(["Gateway", "Service"]),
+    kindName(),
     "Gateway",
-    "Kind of the parent: Service (mesh attachment, GAMMA) or Gateway (a waypoint).",
+    "Kind of the parent: Service (mesh attachment, as Istio waypoints serve routes) or Gateway.",
   ),
   namespace: opt(dnsLabel("namespace"), "Namespace of the parent; default the route's."),
-  name: req(dnsSubdomain(), "Name of the parent."),
+  name: req(objectName(), "Name of the parent."),
   sectionName: opt(
-    dnsLabel("section name"),
-    "A listener (Gateway) or port name (Service) of the parent.",
+    sectionName(),
+    "A listener name (Gateway) or port name (Service) of the parent.",
   ),
-  port: opt(port(), "A port of the parent (a Service port for mesh attachment)."),
+  port: opt(port(), "A port of the parent: for a Service, the route applies to that port only."),
 }, {
   title: "ParentReference",
-  doc: "Where a route attaches.",
+  doc: 'Where a route attaches. For the mesh: {group: "", kind: Service, name: <service>}.',
   refine(p, at, r) {
-    const want = p.kind === "Service" ? "" : GATEWAY_GROUP;
-    if (p.group !== want) {
-      r.error([...at, "group"], `group must be "${want}" for kind ${p.kind}, got "${p.group}"`);
+    if (p.kind === "Service") {
+      if (p.group !== "") {
+        r.error(
+          [...at, "group"],
+          `group must be "" for kind Service, got "${p.group}"`,
+          'a mesh parentRef is {group: "", kind: Service, name: <service>}',
+        );
+      }
+    } else if (p.kind === "Gateway") {
+      if (p.group !== GATEWAY_GROUP) {
+        r.error(
+          [...at, "group"],
+          `group must be "${GATEWAY_GROUP}" for kind Gateway, got "${p.group}"`,
+        );
+      }
+    } else {
+      const near = didYouMean(p.kind, ["Service", "Gateway"]);
+      r.error(
+        [...at, "kind"],
+        `parentRef kind "${p.kind}" is not supported by ambit`,
+        near
+          ? `did you mean "${near}"?`
+          : 'attach the route to a Service with group "" and kind Service, or to a waypoint Gateway',
+      );
     }
   },
 });
@@ -60,133 +157,246 @@ export const parentReference = obj({
 /** The checked shape of a ParentReference. */
 export interface ParentRef {
   group: string;
-  kind: "Gateway" | "Service";
+  kind: string;
   namespace?: string;
   name: string;
   sectionName?: string;
   port?: number;
 }
 
-const headerName = str({
-  name: "header name",
-  validate: (
-    s,
-  ) => (/^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/.test(s)
-    ? undefined
-    : `"${s}" is not a valid HTTP header name`),
-});
+/**
+ * Upstream's rule for parentRefs naming one parent more than once: every such
+ * reference sets the same of sectionName and port, and no two are equal.
+ */
+function checkDistinctParents(refs: ParentRef[], at: Path, r: Reporter): void {
+  const byParent = new Map<string, number[]>();
+  refs.forEach((p, i) => {
+    const key = JSON.stringify([p.group, p.kind, p.namespace ?? "", p.name]);
+    byParent.set(key, [...(byParent.get(key) ?? []), i]);
+  });
+  for (const idx of byParent.values()) {
+    if (idx.length < 2) continue;
+    const first = refs[idx[0]];
+    const what = `${first.kind} "${first.namespace ? `${first.namespace}/` : ""}${first.name}"`;
+    const shape = (p: ParentRef) => `${p.sectionName !== undefined},${p.port !== undefined}`;
+    const seen = new Map<string, number>();
+    for (const i of idx) {
+      const p = refs[i];
+      if (shape(p) !== shape(first)) {
+        r.error(
+          [...at, i],
+          `references ${what} again but sets a different combination of sectionName and port`,
+          `every reference to one parent sets the same fields; compare ${
+            formatPath([...at, idx[0]])
+          }`,
+        );
+        continue;
+      }
+      const key = `${p.sectionName ?? ""},${p.port ?? ""}`;
+      const j = seen.get(key);
+      if (j !== undefined) {
+        r.error(
+          [...at, i],
+          `duplicate parentRef to ${what}`,
+          `already at ${formatPath([...at, j])}; give each reference its own sectionName or port`,
+        );
+      } else seen.set(key, i);
+    }
+  }
+}
 
-/** `set`/`add` entries of a header modifier. */
-const headerValue = obj({
-  name: req(headerName, "Header name (case-insensitive)."),
-  value: req(str({ maxLength: 4096 }), "Header value."),
-}, { title: "HTTPHeader" });
+/** `spec.parentRefs` of a route. */
+export const parentRefs: Type<ParentRef[]> = withCheck(
+  list(parentReference, { minItems: 1, maxItems: 32 }),
+  checkDistinctParents,
+);
 
-/** RequestHeaderModifier / ResponseHeaderModifier. */
-export const headerFilter = obj({
-  set: opt(
-    list(headerValue, {
-      maxItems: 16,
-      uniqueBy: (h) => h.name.toLowerCase(),
-      uniqueWhat: "header",
-    }),
-    "Headers to set, replacing existing values.",
-  ),
-  add: opt(
-    list(headerValue, {
-      maxItems: 16,
-      uniqueBy: (h) => h.name.toLowerCase(),
-      uniqueWhat: "header",
-    }),
-    "Headers to add to existing values.",
-  ),
-  remove: opt(
-    list(headerName, { maxItems: 16, uniqueBy: (h) => h.toLowerCase(), uniqueWhat: "header" }),
-    "Header names to remove.",
-  ),
-}, { title: "HTTPHeaderFilter", doc: "Adds, sets or removes headers." });
+/** Hostnames of a route (a leading `*.` wildcard label is allowed). */
+export const routeHostnames = list(hostname({ wildcard: true }), { maxItems: 16 });
 
-/** A header match (HTTPRoute and GRPCRoute). */
-export const headerMatch = obj({
-  type: def(oneOf(["Exact", "RegularExpression"]), "Exact", "How the value matches."),
-  name: req(headerName, "Header name (case-insensitive)."),
-  value: req(str({ maxLength: 4096 }), "Value, or regular expression."),
-}, {
-  title: "HeaderMatch",
-  refine(m, at, r) {
-    if (m.type === "RegularExpression") regex().check(m.value, [...at, "value"], r);
-  },
-});
+// ---------------------------------------------------------------- backendRefs
 
-/** Header matches are unique by name, case-insensitively. */
-export const headerMatches = list(headerMatch, {
-  maxItems: 16,
-  uniqueBy: (h) => h.name.toLowerCase(),
-  uniqueWhat: "header match",
-});
-
-/** Fields of a backend reference (BackendObjectReference). */
+/** Fields of a BackendObjectReference. */
 export const backendFields = {
   group: def(
-    str({ name: "group" }),
+    apiGroup(),
     "",
     'API group: "" (core) for a Service, networking.istio.io for an Istio Hostname.',
   ),
   kind: def(
-    oneOf(["Service", "Hostname"]),
+    kindName(),
     "Service",
-    "Service, or Istio's Hostname (a ServiceEntry host).",
+    "Service, or Istio's Hostname (a host of a ServiceEntry, named in `name`).",
   ),
-  name: req(
-    str({ name: "name", minLength: 1, maxLength: 253 }),
-    "Service name, or the hostname for kind Hostname.",
-  ),
+  name: req(objectName(), "Name of the Service, or the host for kind Hostname."),
   namespace: opt(
     dnsLabel("namespace"),
-    "Namespace; default the route's. Cross-namespace backends are allowed in one mesh config.",
+    "Namespace of the Service; default the route's. Not allowed with kind Hostname.",
   ),
-  port: opt(port(), "Port of the Service; required."),
+  port: opt(port(), "Port of the Service (or host) to send to; required."),
 };
-
-/** Checks a backend reference across its fields. */
-export function checkBackend(
-  b: { group: string; kind: "Service" | "Hostname"; name: string; port?: number },
-  at: Path,
-  r: Reporter,
-): void {
-  if (b.kind === "Service" && b.group !== "") {
-    r.error([...at, "group"], `group must be "" for kind Service, got "${b.group}"`);
-  }
-  if (b.kind === "Hostname" && b.group !== "networking.istio.io") {
-    r.error(
-      [...at, "group"],
-      `group must be "networking.istio.io" for kind Hostname, got "${b.group}"`,
-    );
-  }
-  if (b.kind === "Hostname") hostname().check(b.name, [...at, "name"], r);
-  else dnsLabel("Service name").check(b.name, [...at, "name"], r);
-  if (b.port === undefined) {
-    r.error([...at, "port"], `missing required field "port"`, "a backend needs a port");
-  }
-}
-
-/** A backend reference without weight or filters (RequestMirror). */
-export const backendObjectReference = obj(backendFields, {
-  title: "BackendObjectReference",
-  refine: checkBackend,
-});
 
 /** The checked shape of a backend reference. */
 export interface BackendRefValue {
   group: string;
-  kind: "Service" | "Hostname";
+  kind: string;
   name: string;
   namespace?: string;
   port?: number;
   weight?: number;
+  filters?: { type: string; requestMirror?: { backendRef: BackendRefValue } }[];
 }
 
-/** RequestMirror. */
+/** Checks a backend reference across its fields (kinds as Istio resolves them). */
+export function checkBackend(b: BackendRefValue, at: Path, r: Reporter): void {
+  if (b.kind === "Service") {
+    if (b.group !== "") {
+      r.error([...at, "group"], `group must be "" for kind Service, got "${b.group}"`);
+      return;
+    }
+    if (b.name.includes(".")) {
+      r.error(
+        [...at, "name"],
+        `"${b.name}" is a hostname, not a Service name`,
+        "give the Service's name and namespace, or use kind Hostname with group networking.istio.io",
+      );
+      return;
+    }
+    if (dnsLabel("Service name").check(b.name, [...at, "name"], r) === INVALID) return;
+  } else if (b.kind === "Hostname") {
+    if (b.group !== ISTIO_NETWORKING_GROUP) {
+      r.error(
+        [...at, "group"],
+        `group must be "${ISTIO_NETWORKING_GROUP}" for kind Hostname, got "${b.group}"`,
+      );
+      return;
+    }
+    if (hostname().check(b.name, [...at, "name"], r) === INVALID) return;
+    if (b.namespace !== undefined) {
+      r.error(
+        [...at, "namespace"],
+        "namespace may not be set with kind Hostname",
+        "a Hostname backend names a ServiceEntry host, which is not namespaced",
+      );
+      return;
+    }
+  } else {
+    const near = didYouMean(b.kind, ["Service", "Hostname"]);
+    r.error(
+      [...at, "kind"],
+      `backendRef kind "${b.kind}" is not supported by ambit`,
+      near
+        ? `did you mean "${near}"?`
+        : b.kind === "ServiceEntry"
+        ? "refer to a ServiceEntry host as {group: networking.istio.io, kind: Hostname, name: <host>}"
+        : 'use a Service (group "") or a ServiceEntry host (group networking.istio.io, kind Hostname)',
+    );
+    return;
+  }
+  if (b.port === undefined) {
+    r.error(
+      [...at, "port"],
+      `missing required field "port"`,
+      "a backend needs the port to send to",
+    );
+  }
+}
+
+/** A BackendObjectReference (the target of a RequestMirror filter). */
+export const backendObjectReference = obj(backendFields, {
+  title: "BackendObjectReference",
+  doc: "A Service, or a ServiceEntry host (kind Hostname), and a port.",
+  refine: checkBackend,
+});
+
+/** Weight of a backendRef (BackendRef). */
+export const backendWeight = def(
+  int({ min: 0, max: 1_000_000 }),
+  1,
+  "Share of traffic relative to the rule's other backends; 0 sends none.",
+);
+
+// ---------------------------------------------------------------- headers
+
+const headerValue = (max: number) => str({ name: "header value", minLength: 1, maxLength: max });
+
+const httpHeader = obj({
+  name: req(headerName(), "Header name (case-insensitive)."),
+  value: req(headerValue(4096), "Header value."),
+}, { title: "HTTPHeader" });
+
+const headerList = (doc: string) =>
+  opt(
+    list(httpHeader, {
+      maxItems: 16,
+      uniqueBy: (h) => h.name.toLowerCase(),
+      uniqueWhat: "header",
+    }),
+    doc,
+  );
+
+/** RequestHeaderModifier / ResponseHeaderModifier (HTTPHeaderFilter). */
+export const headerFilter = obj({
+  set: headerList("Headers to set, replacing any values they had."),
+  add: headerList("Headers to add, after any values they had."),
+  remove: opt(
+    list(headerName(), { maxItems: 16, uniqueBy: (h) => h.toLowerCase(), uniqueWhat: "header" }),
+    "Names of headers to remove.",
+  ),
+}, {
+  title: "HTTPHeaderFilter",
+  doc: "Sets, adds or removes headers; one action per header name.",
+  refine(f, at, r) {
+    // Upstream: "Filters specifying multiple actions of the same or different type for any
+    // one header name are invalid."
+    const first = new Map<string, string>();
+    const note = (name: string, field: string, i: number) => {
+      const key = name.toLowerCase();
+      const prev = first.get(key);
+      if (prev !== undefined) {
+        r.error(
+          [...at, field, i],
+          `header "${name}" already has an action in "${prev}"`,
+          "a header filter may set, add or remove a header, only one of these",
+        );
+      } else first.set(key, field);
+    };
+    f.set?.forEach((h, i) => note(h.name, "set", i));
+    f.add?.forEach((h, i) => note(h.name, "add", i));
+    f.remove?.forEach((h, i) => note(h, "remove", i));
+  },
+});
+
+/** A header match (HTTPHeaderMatch, GRPCHeaderMatch). */
+export function headerMatch(title: string) {
+  return obj({
+    type: def(
+      oneOf(["Exact", "RegularExpression"]),
+      "Exact",
+      "How the value matches: Exact, or RegularExpression (the whole value).",
+    ),
+    name: req(headerName(), "Header name (case-insensitive)."),
+    value: req(headerValue(4096), "Value, or regular expression."),
+  }, {
+    title,
+    refine(m, at, r) {
+      if (m.type === "RegularExpression") regex().check(m.value, [...at, "value"], r);
+    },
+  });
+}
+
+/** Header matches: at most 16, names unique case-insensitively. */
+export function headerMatches(title: string) {
+  return list(headerMatch(title), {
+    maxItems: 16,
+    uniqueBy: (h) => h.name.toLowerCase(),
+    uniqueWhat: "header match",
+  });
+}
+
+// ---------------------------------------------------------------- filters
+
+/** RequestMirror (HTTPRequestMirrorFilter). */
 export const mirrorFilter = obj({
   backendRef: req(backendObjectReference, "Where copies of requests go (responses are ignored)."),
   percent: opt(int({ min: 0, max: 100 }), "Share of requests mirrored, 0-100 (default all)."),
@@ -197,10 +407,15 @@ export const mirrorFilter = obj({
     }, {
       title: "Fraction",
       refine(f, at, r) {
-        if (f.numerator > f.denominator) r.error(at, "numerator must not exceed denominator");
+        if (f.numerator > f.denominator) {
+          r.error(
+            [...at, "numerator"],
+            `numerator ${f.numerator} is larger than denominator ${f.denominator}`,
+          );
+        }
       },
     }),
-    "Share of requests mirrored as a fraction.",
+    "Share of requests mirrored, as a fraction.",
   ),
 }, {
   title: "HTTPRequestMirrorFilter",
@@ -211,19 +426,109 @@ export const mirrorFilter = obj({
   },
 });
 
-/** References a route's parentRefs and backendRefs make, for the cross-reference check. */
+/** Filter types upstream defines that ambit refuses, with the reason. */
+export const UNSUPPORTED_FILTERS: Readonly<Record<string, string>> = {
+  ExtensionRef: "ambit has no filter extensions",
+  CORS: "CORS is not implemented by ambit's waypoint yet",
+  ExternalAuth: "ambit has no external authorization; use AuthorizationPolicy",
+};
+
+/**
+ * Upstream's union rules for one filter: the field named by `type` must be
+ * set and every other filter field must not. Unsupported types are refused.
+ */
+export function checkFilterFields(
+  f: { type: string },
+  fieldOf: Readonly<Record<string, string>>,
+  at: Path,
+  r: Reporter,
+): void {
+  const reason = UNSUPPORTED_FILTERS[f.type];
+  if (reason !== undefined) {
+    r.error([...at, "type"], `filter type ${f.type} is not supported by ambit`, reason);
+    return;
+  }
+  const fields = f as unknown as Record<string, unknown>;
+  const want = fieldOf[f.type];
+  for (const [type, field] of Object.entries(fieldOf)) {
+    if (field === want) {
+      if (fields[field] === undefined) {
+        r.error([...at, field], `filter type ${f.type} needs "${field}"`);
+      }
+    } else if (fields[field] !== undefined) {
+      r.error([...at, field], `"${field}" is only allowed with type ${type}, not ${f.type}`);
+    }
+  }
+}
+
+/**
+ * Upstream's rules for a list of filters: the types in `once` at most once
+ * each; the two types of `exclusive` not together.
+ */
+export function checkFilterList(
+  filters: readonly { type: string }[],
+  at: Path,
+  r: Reporter,
+  once: readonly string[],
+  exclusive?: readonly [string, string],
+): void {
+  const first = new Map<string, number>();
+  filters.forEach((f, i) => {
+    if (!once.includes(f.type)) return;
+    const j = first.get(f.type);
+    if (j !== undefined) {
+      r.error(
+        [...at, i, "type"],
+        `filter ${f.type} may appear only once`,
+        `already at ${formatPath([...at, j])}`,
+      );
+    } else first.set(f.type, i);
+  });
+  if (exclusive && first.has(exclusive[0]) && first.has(exclusive[1])) {
+    r.error(at, `${exclusive[0]} and ${exclusive[1]} cannot be used together`);
+  }
+}
+
+/** The checked shape of a route rule, as far as the shared checks need it. */
+export interface RuleLike {
+  name?: string;
+  matches?: unknown[];
+  filters?: { type: string; requestMirror?: { backendRef: BackendRefValue } }[];
+  backendRefs?: BackendRefValue[];
+}
+
+/**
+ * Upstream's rules on a route's rule list: at most 128 matches in all, and
+ * rule names unique.
+ */
+export function checkRules(rules: readonly RuleLike[], at: Path, r: Reporter): void {
+  const matches = rules.reduce((n, rule) => n + (rule.matches?.length ?? 0), 0);
+  if (matches > 128) {
+    r.error(at, `the rules have ${matches} matches in all; at most 128 are allowed`);
+  }
+  const names = new Map<string, number>();
+  rules.forEach((rule, i) => {
+    if (rule.name === undefined) return;
+    const j = names.get(rule.name);
+    if (j !== undefined) {
+      r.error(
+        [...at, i, "name"],
+        `duplicate rule name "${rule.name}"`,
+        `already at ${formatPath([...at, j, "name"])}`,
+      );
+    } else names.set(rule.name, i);
+  });
+}
+
+// ---------------------------------------------------------------- references
+
+/** References a route's parentRefs, backendRefs and mirror filters make. */
 export function routeReferences(
   ns: string,
-  spec: {
-    parentRefs?: ParentRef[];
-    rules?: {
-      backendRefs?: BackendRefValue[];
-      filters?: { requestMirror?: { backendRef: BackendRefValue } }[];
-    }[];
-  },
+  spec: { parentRefs: readonly ParentRef[]; rules?: readonly RuleLike[] },
 ): Reference[] {
   const refs: Reference[] = [];
-  spec.parentRefs?.forEach((p, i) => {
+  spec.parentRefs.forEach((p, i) => {
     refs.push({
       path: ["spec", "parentRefs", i, "name"],
       kinds: [p.kind],
@@ -231,53 +536,37 @@ export function routeReferences(
       name: p.name,
     });
   });
-  spec.rules?.forEach((rule, ri) => {
-    rule.backendRefs?.forEach((b, bi) => {
-      if (b.kind === "Service") {
-        refs.push({
-          path: ["spec", "rules", ri, "backendRefs", bi, "name"],
-          kinds: ["Service"],
-          namespace: b.namespace ?? ns,
-          name: b.name,
-        });
+  const backend = (b: BackendRefValue, path: Path) => {
+    // Hostname backends name a host, not a resource; the route's waypoint resolves them.
+    if (b.kind !== "Service") return;
+    refs.push({
+      path: [...path, "name"],
+      kinds: ["Service"],
+      namespace: b.namespace ?? ns,
+      name: b.name,
+    });
+  };
+  const mirrors = (filters: RuleLike["filters"], path: Path) =>
+    filters?.forEach((f, fi) => {
+      if (f.requestMirror) {
+        backend(f.requestMirror.backendRef, [...path, fi, "requestMirror", "backendRef"]);
       }
     });
-    rule.filters?.forEach((f, fi) => {
-      const b = f.requestMirror?.backendRef;
-      if (b?.kind === "Service") {
-        refs.push({
-          path: ["spec", "rules", ri, "filters", fi, "requestMirror", "backendRef", "name"],
-          kinds: ["Service"],
-          namespace: b.namespace ?? ns,
-          name: b.name,
-        });
-      }
+  spec.rules?.forEach((rule, ri) => {
+    const at = ["spec", "rules", ri];
+    mirrors(rule.filters, [...at, "filters"]);
+    rule.backendRefs?.forEach((b, bi) => {
+      backend(b, [...at, "backendRefs", bi]);
+      mirrors(b.filters, [...at, "backendRefs", bi, "filters"]);
     });
   });
   return refs;
 }
 
-/** Checks that each filter has exactly the field its type names, and no other. */
-export function checkFilterFields(
-  f: Record<string, unknown> & { type: string },
-  fieldOf: Readonly<Record<string, string>>,
-  at: Path,
-  r: Reporter,
-): void {
-  const want = fieldOf[f.type];
-  for (const [type, field] of Object.entries(fieldOf)) {
-    if (field === want) {
-      if (f[field] === undefined) r.error([...at, field], `filter type ${f.type} needs "${field}"`);
-    } else if (f[field] !== undefined) {
-      r.error([...at, field], `"${field}" is only allowed with type ${type}, not ${f.type}`);
-    }
-  }
-}
-
-/** Hostnames of a route (wildcards allowed). */
-export const routeHostnames = list(hostname({ wildcard: true }), { maxItems: 16 });
-
 /** Session persistence is not supported by ambit. */
 export const noSessionPersistence = unsupported(
   "use a DestinationRule consistentHash load balancer",
 );
+
+/** `useDefaultGateways` is not supported by ambit. */
+export const noDefaultGateways = unsupported("ambit routes attach by parentRefs only");

@@ -1,52 +1,76 @@
 /**
- * `GRPCRoute` (gateway.networking.k8s.io/v1), attached to a Service and
- * served by that service's waypoint.
+ * `GRPCRoute` (gateway.networking.k8s.io/v1): gRPC routing for a Service,
+ * attached as Gateway API's mesh (GAMMA) profile does it and served by that
+ * service's waypoint.
  *
  * @module
  */
 import { regex } from "../formats.ts";
 import { defineKind } from "../kind.ts";
-import { def, int, list, obj, oneOf, opt, req, str, unsupported } from "../schema.ts";
+import { def, list, obj, oneOf, opt, req, str, unsupported } from "../schema.ts";
 import {
   backendFields,
+  backendWeight,
   checkBackend,
   checkFilterFields,
-  GATEWAY_API,
+  checkFilterList,
+  checkRules,
+  GATEWAY_GROUP,
   headerFilter,
   headerMatches,
   mirrorFilter,
+  noDefaultGateways,
   noSessionPersistence,
-  parentReference,
+  parentRefs,
   routeHostnames,
   routeReferences,
+  sectionName,
+  UNSUPPORTED_FILTERS,
+  withCheck,
 } from "./gateway_common.ts";
 
+const GRPC_SERVICE = /^\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*$/i;
+const GRPC_METHOD = /^[A-Za-z_][A-Za-z_0-9]*$/;
+
 const methodMatch = obj({
-  type: def(oneOf(["Exact", "RegularExpression"]), "Exact", "How service and method match."),
+  type: def(
+    oneOf(["Exact", "RegularExpression"]),
+    "Exact",
+    "How service and method match: Exact, or RegularExpression.",
+  ),
   service: opt(
     str({ name: "gRPC service", maxLength: 1024 }),
-    "Fully qualified service, e.g. helloworld.Greeter.",
+    "Fully qualified service name, e.g. helloworld.Greeter; absent matches any service.",
   ),
-  method: opt(str({ name: "gRPC method", maxLength: 1024 }), "Method name, e.g. SayHello."),
+  method: opt(
+    str({ name: "gRPC method", maxLength: 1024 }),
+    "Method name, e.g. SayHello; absent matches any method.",
+  ),
 }, {
   title: "GRPCMethodMatch",
   refine(m, at, r) {
     if (m.service === undefined && m.method === undefined) {
-      r.error(at, "a method match needs service or method");
+      r.error(at, "a method match needs service or method", "give one or both");
+      return;
     }
-    if (m.type === "Exact") {
-      if (
-        m.service !== undefined &&
-        !/^[A-Za-z_][A-Za-z_0-9]*(\.[A-Za-z_][A-Za-z_0-9]*)*$/.test(m.service)
-      ) {
-        r.error([...at, "service"], `"${m.service}" is not a gRPC service name`);
-      }
-      if (m.method !== undefined && !/^[A-Za-z_][A-Za-z_0-9]*$/.test(m.method)) {
-        r.error([...at, "method"], `"${m.method}" is not a gRPC method name`);
-      }
-    } else {
+    if (m.type === "RegularExpression") {
       if (m.service !== undefined) regex().check(m.service, [...at, "service"], r);
       if (m.method !== undefined) regex().check(m.method, [...at, "method"], r);
+      return;
+    }
+    if (m.service !== undefined && !GRPC_SERVICE.test(m.service)) {
+      r.error(
+        [...at, "service"],
+        `"${m.service}" is not a gRPC service name`,
+        "dot-separated identifiers, e.g. helloworld.Greeter",
+      );
+    }
+    if (m.method !== undefined && !GRPC_METHOD.test(m.method)) {
+      r.error(
+        [...at, "method"],
+        `"${m.method}" is not a gRPC method name`,
+        "an identifier, e.g. SayHello",
+      );
     }
   },
 });
@@ -58,74 +82,86 @@ const FILTER_FIELDS = {
 } as const;
 
 const grpcFilter = obj({
-  type: req(oneOf(Object.keys(FILTER_FIELDS) as (keyof typeof FILTER_FIELDS)[]), "Which filter."),
-  requestHeaderModifier: opt(headerFilter, "Changes request metadata."),
-  responseHeaderModifier: opt(headerFilter, "Changes response metadata."),
+  type: req(
+    oneOf([...Object.keys(FILTER_FIELDS) as (keyof typeof FILTER_FIELDS)[], "ExtensionRef"]),
+    "Which filter; the field of the same name holds its settings. ExtensionRef is refused.",
+  ),
+  requestHeaderModifier: opt(headerFilter, "Changes request metadata (headers)."),
+  responseHeaderModifier: opt(headerFilter, "Changes response metadata (headers)."),
   requestMirror: opt(mirrorFilter, "Sends a copy of each call to another backend."),
-  extensionRef: unsupported("ambit has no filter extensions"),
+  extensionRef: unsupported(UNSUPPORTED_FILTERS.ExtensionRef),
 }, {
   title: "GRPCRouteFilter",
-  refine(f, at, r) {
-    checkFilterFields(
-      f as unknown as Record<string, unknown> & { type: string },
-      FILTER_FIELDS,
-      at,
-      r,
-    );
-  },
+  doc: "A filter: `type` names it, and the field of that name (and no other) holds its settings.",
+  refine: (f, at, r) => checkFilterFields(f, FILTER_FIELDS, at, r),
 });
 
+/** Filters of a rule or a backendRef, with upstream's list rules. */
+const grpcFilters = withCheck(
+  list(grpcFilter, { maxItems: 16 }),
+  (filters, at, r) =>
+    checkFilterList(filters, at, r, ["RequestHeaderModifier", "ResponseHeaderModifier"]),
+);
+
 const grpcRule = obj({
-  name: opt(str({ name: "rule name", maxLength: 253 }), "Rule name."),
+  name: opt(sectionName("rule name"), "Rule name, unique in the route (for logs and metrics)."),
   matches: opt(
     list(
       obj({
-        method: opt(methodMatch, "gRPC service/method match."),
-        headers: opt(headerMatches, "Metadata (header) matches."),
-      }, { title: "GRPCRouteMatch" }),
+        method: opt(methodMatch, "gRPC service and method match."),
+        headers: opt(headerMatches("GRPCHeaderMatch"), "Metadata (header) matches; all must hold."),
+      }, { title: "GRPCRouteMatch", doc: "Conditions a call must meet; all given must hold." }),
       { maxItems: 64 },
     ),
     "Matches; any one selects the rule. Absent: every call.",
   ),
-  filters: opt(list(grpcFilter, { maxItems: 16 }), "Filters, in order."),
+  filters: opt(grpcFilters, "Filters applied to matching calls, in order."),
   backendRefs: opt(
     list(
       obj({
         ...backendFields,
-        weight: def(int({ min: 0, max: 1_000_000 }), 1, "Share of traffic; 0 gets none."),
-        filters: opt(list(grpcFilter, { maxItems: 16 }), "Filters for this backend."),
-      }, { title: "GRPCBackendRef", refine: checkBackend }),
+        weight: backendWeight,
+        filters: opt(grpcFilters, "Filters applied only to calls sent to this backend."),
+      }, {
+        title: "GRPCBackendRef",
+        doc: "A backend Service (or ServiceEntry host), its port and weight.",
+        refine: checkBackend,
+      }),
       { maxItems: 16 },
     ),
     "Where matching calls go, split by weight.",
   ),
   sessionPersistence: noSessionPersistence,
-}, { title: "GRPCRouteRule" });
+}, { title: "GRPCRouteRule", doc: "Matches, filters and the backends matching calls go to." });
 
 /** Schema of `GRPCRoute.spec`. */
 export const grpcRouteSpec = obj({
   parentRefs: req(
-    list(parentReference, { minItems: 1, maxItems: 32 }),
-    "Services (mesh) or Gateways the route attaches to.",
+    parentRefs,
+    'What the route attaches to: for mesh traffic, a Service with group "" and kind Service.',
   ),
-  hostnames: opt(routeHostnames, "Host names the route answers for."),
-  rules: def(list(grpcRule, { maxItems: 16 }), [{}], "Rules; the most specific match wins."),
+  hostnames: opt(
+    routeHostnames,
+    "Host names the route matches (:authority); `*.` wildcards allowed.",
+  ),
+  rules: opt(
+    withCheck(list(grpcRule, { maxItems: 16 }), checkRules),
+    "Rules; the most specific match wins (Gateway API precedence), at most 128 matches in all.",
+  ),
+  useDefaultGateways: noDefaultGateways,
 }, { title: "GRPCRouteSpec" });
 
 /** The `GRPCRoute` kind. */
 export const GRPCRoute = defineKind({
   kind: "GRPCRoute",
-  apiVersions: [...GATEWAY_API, "gateway.networking.k8s.io/v1alpha2"],
+  apiVersions: [`${GATEWAY_GROUP}/v1`, `${GATEWAY_GROUP}/v1alpha2`],
   namespaced: true,
   specRequired: true,
-  doc: "gRPC routing for a Service, served by its waypoint: service/method and metadata matches, " +
-    "weighted backends, metadata modifiers and mirroring.",
+  doc: 'gRPC routing for a Service, attached with parentRef `{group: "", kind: Service}` and ' +
+    "served by the service's waypoint: service/method and metadata matches, weighted backends, " +
+    "metadata modifiers and mirroring. Unlike upstream, parentRefs is required.",
   spec: grpcRouteSpec,
-  references: (res) =>
-    routeReferences(
-      res.metadata.namespace!,
-      res.spec as unknown as Parameters<typeof routeReferences>[1],
-    ),
+  references: (res) => routeReferences(res.metadata.namespace!, res.spec),
   example: `apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
 metadata:
@@ -138,8 +174,13 @@ spec:
     name: greeter
   rules:
   - matches:
-    - method: {service: helloworld.Greeter, method: SayHello}
+    - method:
+        service: helloworld.Greeter
+        method: SayHello
     backendRefs:
     - name: greeter-v2
+      port: 50051
+  - backendRefs:
+    - name: greeter-v1
       port: 50051`,
 });

@@ -1,6 +1,7 @@
 /**
- * `HTTPRoute` (gateway.networking.k8s.io/v1), attached to a Service (mesh,
- * GAMMA) and served by that service's waypoint.
+ * `HTTPRoute` (gateway.networking.k8s.io/v1): HTTP routing for a Service,
+ * attached as Gateway API's mesh (GAMMA) profile and Istio's waypoints do it,
+ * and served by that service's waypoint.
  *
  * @module
  */
@@ -14,25 +15,33 @@ import {
   oneOf,
   oneOfNumber,
   opt,
+  type Path,
   port,
+  type Reporter,
   req,
   str,
   unsupported,
 } from "../schema.ts";
 import {
   backendFields,
-  type BackendRefValue,
+  backendWeight,
   checkBackend,
   checkFilterFields,
+  checkFilterList,
+  checkRules,
   GATEWAY_API,
   headerFilter,
   headerMatches,
+  headerName,
   mirrorFilter,
+  noDefaultGateways,
   noSessionPersistence,
-  type ParentRef,
-  parentReference,
+  parentRefs,
   routeHostnames,
   routeReferences,
+  sectionName,
+  UNSUPPORTED_FILTERS,
+  withCheck,
 } from "./gateway_common.ts";
 
 const METHODS = [
@@ -47,11 +56,31 @@ const METHODS = [
   "PATCH",
 ] as const;
 
+const PATH_CHARS = /^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})+$/;
+
+/** Upstream's CEL rules for Exact and PathPrefix values; the first one broken. */
+function pathProblem(v: string): [message: string, hint?: string] | undefined {
+  if (!v.startsWith("/")) return [`"${v}" must start with "/"`];
+  for (const bad of ["//", "/./", "/../", "%2f", "%2F", "#"]) {
+    if (v.includes(bad)) return [`"${v}" must not contain "${bad}"`];
+  }
+  for (const bad of ["/..", "/."]) {
+    if (v.endsWith(bad)) return [`"${v}" must not end with "${bad}"`];
+  }
+  if (!PATH_CHARS.test(v)) {
+    return [
+      `"${v}" has characters a path may not contain`,
+      "percent-encode them, e.g. %20 for a space",
+    ];
+  }
+  return undefined;
+}
+
 const pathMatch = obj({
   type: def(
     oneOf(["Exact", "PathPrefix", "RegularExpression"]),
     "PathPrefix",
-    "How the path matches. PathPrefix matches whole segments: /v2 does not match /v2example.",
+    "How the path matches. PathPrefix matches whole segments: /v2 matches /v2/x but not /v2x.",
   ),
   value: def(str({ maxLength: 1024 }), "/", "The path, or a regular expression."),
 }, {
@@ -62,27 +91,17 @@ const pathMatch = obj({
       return;
     }
     const problem = pathProblem(m.value);
-    if (problem) r.error([...at, "value"], problem);
+    if (problem) r.error([...at, "value"], ...problem);
   },
 });
 
-/** Upstream's CEL rules for Exact and PathPrefix values. */
-function pathProblem(v: string): string | undefined {
-  if (!v.startsWith("/")) return `"${v}" must start with "/"`;
-  if (v.includes("//")) return `"${v}" must not contain "//"`;
-  if (/(^|\/)\.\.?(\/|$)/.test(v)) return `"${v}" must not contain "/./" or "/../" segments`;
-  if (v.includes("%2f") || v.includes("%2F")) return `"${v}" must not contain an encoded "/" (%2F)`;
-  if (v.includes("#")) return `"${v}" must not contain "#"`;
-  return undefined;
-}
-
 const queryMatch = obj({
   type: def(oneOf(["Exact", "RegularExpression"]), "Exact", "How the value matches."),
-  name: req(
-    str({ name: "query parameter name", minLength: 1, maxLength: 256 }),
-    "Query parameter name (case-sensitive).",
+  name: req(headerName("query parameter name"), "Query parameter name (case-sensitive)."),
+  value: req(
+    str({ name: "query parameter value", minLength: 1, maxLength: 1024 }),
+    "Value, or regular expression.",
   ),
-  value: req(str({ maxLength: 1024 }), "Value, or regular expression."),
 }, {
   title: "HTTPQueryParamMatch",
   refine(m, at, r) {
@@ -90,28 +109,28 @@ const queryMatch = obj({
   },
 });
 
-/** One HTTPRouteMatch: all its conditions must hold. */
+/** One HTTPRouteMatch: every condition given must hold. */
 export const httpRouteMatch = obj({
   path: def(pathMatch, { type: "PathPrefix", value: "/" }, "Path match."),
-  headers: opt(headerMatches, "Header matches (all must hold)."),
+  headers: opt(headerMatches("HTTPHeaderMatch"), "Header matches; all must hold."),
   queryParams: opt(
     list(queryMatch, {
       maxItems: 16,
       uniqueBy: (q) => q.name,
       uniqueWhat: "query parameter match",
     }),
-    "Query parameter matches (all must hold).",
+    "Query parameter matches; all must hold.",
   ),
   method: opt(oneOf(METHODS), "HTTP method."),
 }, {
   title: "HTTPRouteMatch",
-  doc: "Conditions a request must meet; every given condition must hold.",
+  doc: "Conditions a request must meet; every condition given must hold.",
 });
 
 const pathModifier = obj({
   type: req(
     oneOf(["ReplaceFullPath", "ReplacePrefixMatch"]),
-    "Replace the whole path, or the matched prefix.",
+    "Replace the whole path, or the prefix the rule's PathPrefix match matched.",
   ),
   replaceFullPath: opt(str({ maxLength: 1024 }), "New path, with type ReplaceFullPath."),
   replacePrefixMatch: opt(
@@ -138,21 +157,27 @@ const FILTER_FIELDS = {
   RequestMirror: "requestMirror",
 } as const;
 
+const FILTER_TYPES = [
+  ...Object.keys(FILTER_FIELDS) as (keyof typeof FILTER_FIELDS)[],
+  ...Object.keys(UNSUPPORTED_FILTERS) as ("ExtensionRef" | "CORS" | "ExternalAuth")[],
+];
+
 /** An HTTPRouteFilter. */
 export const httpRouteFilter = obj({
   type: req(
-    oneOf(Object.keys(FILTER_FIELDS) as (keyof typeof FILTER_FIELDS)[]),
-    "Which filter; the field of the same name carries its settings.",
+    oneOf(FILTER_TYPES),
+    "Which filter; the field of the same name holds its settings. ExtensionRef, CORS and " +
+      "ExternalAuth are refused.",
   ),
   requestHeaderModifier: opt(headerFilter, "Changes request headers."),
   responseHeaderModifier: opt(headerFilter, "Changes response headers."),
   requestRedirect: opt(
     obj({
-      scheme: opt(oneOf(["http", "https"]), "Scheme of the Location."),
-      hostname: opt(hostname(), "Host of the Location."),
-      path: opt(pathModifier, "Path of the Location."),
-      port: opt(port(), "Port of the Location."),
-      statusCode: def(oneOfNumber([301, 302]), 302, "301 or 302."),
+      scheme: opt(oneOf(["http", "https"]), "Scheme of the Location; default the request's."),
+      hostname: opt(hostname(), "Host of the Location; default the request's."),
+      path: opt(pathModifier, "Path of the Location; default the request's."),
+      port: opt(port(), "Port of the Location; default derived from the scheme."),
+      statusCode: def(oneOfNumber([301, 302, 303, 307, 308]), 302, "Redirect status code."),
     }, { title: "HTTPRequestRedirectFilter" }),
     "Answers with a redirect instead of forwarding.",
   ),
@@ -161,48 +186,79 @@ export const httpRouteFilter = obj({
       hostname: opt(hostname(), "New Host header."),
       path: opt(pathModifier, "New path."),
     }, { title: "HTTPURLRewriteFilter" }),
-    "Rewrites host and path before forwarding.",
+    "Rewrites the Host header and path before forwarding.",
   ),
   requestMirror: opt(mirrorFilter, "Sends a copy of each request to another backend."),
-  extensionRef: unsupported("ambit has no filter extensions"),
-  cors: unsupported("CORS is not implemented by ambit's waypoint yet"),
-  externalAuth: unsupported("ambit has no external authorization; use AuthorizationPolicy"),
+  extensionRef: unsupportedFilter("ExtensionRef"),
+  cors: unsupportedFilter("CORS"),
+  externalAuth: unsupportedFilter("ExternalAuth"),
 }, {
   title: "HTTPRouteFilter",
-  refine(f, at, r) {
-    checkFilterFields(
-      f as unknown as Record<string, unknown> & { type: string },
-      FILTER_FIELDS,
+  doc: "A filter: `type` names it, and the field of that name (and no other) holds its settings.",
+  refine: (f, at, r) => checkFilterFields(f, FILTER_FIELDS, at, r),
+});
+
+function unsupportedFilter(type: string) {
+  return unsupported(UNSUPPORTED_FILTERS[type]);
+}
+
+/** Filters of a rule or a backendRef, with upstream's list rules. */
+const httpFilters = withCheck(
+  list(httpRouteFilter, { maxItems: 16 }),
+  (filters, at, r) =>
+    checkFilterList(
+      filters,
       at,
       r,
-    );
-  },
-});
+      ["RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite"],
+      ["RequestRedirect", "URLRewrite"],
+    ),
+);
 
 /** An HTTPBackendRef: a backend with a weight and its own filters. */
 export const httpBackendRef = obj({
   ...backendFields,
-  weight: def(
-    int({ min: 0, max: 1_000_000 }),
-    1,
-    "Share of traffic relative to the other backends; 0 gets none.",
-  ),
-  filters: opt(
-    list(httpRouteFilter, { maxItems: 16 }),
-    "Filters applied only when this backend is chosen.",
-  ),
-}, { title: "HTTPBackendRef", doc: "A backend Service and its weight.", refine: checkBackend });
+  weight: backendWeight,
+  filters: opt(httpFilters, "Filters applied only to requests sent to this backend."),
+}, {
+  title: "HTTPBackendRef",
+  doc: "A backend Service (or ServiceEntry host), its port and weight.",
+  refine: checkBackend,
+});
+
+type Filter = { type: string; requestRedirect?: PathHolder; urlRewrite?: PathHolder };
+type PathHolder = { path?: { type: string } };
+
+/** ReplacePrefixMatch needs the rule to have exactly one match, of type PathPrefix. */
+function checkPrefixRewrites(
+  filters: readonly Filter[],
+  matches: readonly { path: { type: string } }[],
+  at: Path,
+  r: Reporter,
+): void {
+  filters.forEach((f, i) => {
+    const field = f.type === "URLRewrite" ? "urlRewrite" : "requestRedirect";
+    if (f[field]?.path?.type !== "ReplacePrefixMatch") return;
+    if (matches.length === 1 && matches[0].path.type === "PathPrefix") return;
+    r.error(
+      [...at, i, field, "path", "type"],
+      "ReplacePrefixMatch needs the rule to have exactly one match, of type PathPrefix",
+      matches.length === 1
+        ? `the rule's match is of type ${matches[0].path.type}`
+        : `the rule has ${matches.length} matches`,
+    );
+  });
+}
 
 /** An HTTPRouteRule. */
 export const httpRouteRule = obj({
-  name: opt(str({ name: "rule name", maxLength: 253 }), "Rule name (for status and logs)."),
-  matches: def(list(httpRouteMatch, { maxItems: 64 }), [{
-    path: { type: "PathPrefix", value: "/" },
-  }], "Matches; any one selects the rule."),
-  filters: opt(
-    list(httpRouteFilter, { maxItems: 16 }),
-    "Filters applied to matching requests, in order.",
+  name: opt(sectionName("rule name"), "Rule name, unique in the route (for logs and metrics)."),
+  matches: def(
+    list(httpRouteMatch, { maxItems: 64 }),
+    [{ path: { type: "PathPrefix", value: "/" } }],
+    "Matches; any one selects the rule.",
   ),
+  filters: opt(httpFilters, "Filters applied to matching requests, in order."),
   backendRefs: opt(
     list(httpBackendRef, { maxItems: 16 }),
     "Where matching requests go, split by weight.",
@@ -211,16 +267,18 @@ export const httpRouteRule = obj({
     obj({
       request: opt(
         gatewayDuration(),
-        "Deadline for the whole exchange, retries included (504 after).",
+        "Deadline for the whole exchange, retries included; 504 after. 0s disables it.",
       ),
-      backendRequest: opt(gatewayDuration(), "Deadline for one try to a backend (504 after)."),
+      backendRequest: opt(
+        gatewayDuration(),
+        "Deadline for one try to a backend; 504 after. At most `request`.",
+      ),
     }, {
       title: "HTTPRouteTimeouts",
       refine(t, at, r) {
-        if (
-          t.request && t.backendRequest &&
-          parseDuration(t.backendRequest)! > parseDuration(t.request)!
-        ) {
+        if (t.request === undefined || t.backendRequest === undefined) return;
+        const request = parseDuration(t.request)!;
+        if (request !== 0 && parseDuration(t.backendRequest)! > request) {
           r.error(
             [...at, "backendRequest"],
             `backendRequest ${t.backendRequest} is longer than request ${t.request}`,
@@ -233,54 +291,52 @@ export const httpRouteRule = obj({
   retry: opt(
     obj({
       codes: opt(
-        list(int({ name: "HTTP status code", min: 400, max: 599 }), { maxItems: 32 }),
-        "Response codes that are retried (500, 502, 503 and 504 when absent).",
+        list(int({ name: "HTTP status code", min: 400, max: 599 }), {
+          uniqueBy: String,
+          uniqueWhat: "code",
+        }),
+        "Response codes that are retried (400-599).",
       ),
-      attempts: opt(int({ min: 0, max: 10 }), "Retries after the first try."),
-      backoff: opt(gatewayDuration(), "Wait between tries."),
+      attempts: opt(int({ min: 1 }), "Retries after the first try."),
+      backoff: opt(gatewayDuration(), "Wait before each retry."),
     }, { title: "HTTPRouteRetry" }),
     "Retries.",
   ),
   sessionPersistence: noSessionPersistence,
 }, {
   title: "HTTPRouteRule",
+  doc: "Matches, filters and the backends matching requests go to.",
   refine(rule, at, r) {
-    const types = (rule.filters ?? []).map((f) => f.type);
-    if (types.includes("RequestRedirect") && types.includes("URLRewrite")) {
-      r.error([...at, "filters"], "RequestRedirect and URLRewrite cannot be used together");
-    }
-    for (const t of new Set(types)) {
-      if (t !== "RequestMirror" && types.filter((x) => x === t).length > 1) {
-        r.error([...at, "filters"], `filter ${t} may appear only once`);
-      }
-    }
-    if (types.includes("RequestRedirect") && rule.backendRefs?.length) {
-      r.error([...at, "backendRefs"], "a rule with RequestRedirect must not have backendRefs");
-    }
-    const usesPrefixRewrite = (rule.filters ?? []).some((f) =>
-      (f.type === "URLRewrite" && f.urlRewrite?.path?.type === "ReplacePrefixMatch") ||
-      (f.type === "RequestRedirect" && f.requestRedirect?.path?.type === "ReplacePrefixMatch")
-    );
-    if (usesPrefixRewrite && !rule.matches.every((m) => m.path.type === "PathPrefix")) {
+    const filters = rule.filters ?? [];
+    if (rule.backendRefs?.length && filters.some((f) => f.type === "RequestRedirect")) {
       r.error(
-        [...at, "filters"],
-        "ReplacePrefixMatch needs every match of the rule to be a PathPrefix match",
+        [...at, "backendRefs"],
+        "a rule with a RequestRedirect filter must not have backendRefs",
       );
     }
+    checkPrefixRewrites(filters, rule.matches, [...at, "filters"], r);
+    rule.backendRefs?.forEach((b, i) =>
+      checkPrefixRewrites(b.filters ?? [], rule.matches, [...at, "backendRefs", i, "filters"], r)
+    );
   },
 });
 
 /** Schema of `HTTPRoute.spec`. */
 export const httpRouteSpec = obj({
   parentRefs: req(
-    list(parentReference, { minItems: 1, maxItems: 32 }),
-    "Services (mesh) or Gateways the route attaches to.",
+    parentRefs,
+    'What the route attaches to: for mesh traffic, a Service with group "" and kind Service.',
   ),
-  hostnames: opt(routeHostnames, "Host names the route answers for (mesh routes match any)."),
-  rules: def(list(httpRouteRule, { maxItems: 16 }), [{
-    matches: [{ path: { type: "PathPrefix", value: "/" } }],
-  }], "Rules; the most specific match wins (Gateway API precedence)."),
-  useDefaultGateways: unsupported("ambit routes attach by parentRefs only"),
+  hostnames: opt(
+    routeHostnames,
+    "Host names the route matches (Host header); `*.` wildcards allowed.",
+  ),
+  rules: def(
+    withCheck(list(httpRouteRule, { minItems: 1, maxItems: 16 }), checkRules),
+    [{ matches: [{ path: { type: "PathPrefix", value: "/" } }] }],
+    "Rules; the most specific match wins (Gateway API precedence), at most 128 matches in all.",
+  ),
+  useDefaultGateways: noDefaultGateways,
 }, { title: "HTTPRouteSpec" });
 
 /** The `HTTPRoute` kind. */
@@ -289,15 +345,13 @@ export const HTTPRoute = defineKind({
   apiVersions: GATEWAY_API,
   namespaced: true,
   specRequired: true,
-  doc: 'HTTP routing for a Service (parentRef kind Service, group ""), served by the service\'s ' +
-    "waypoint: path, header, query and method matches with Gateway API precedence, weighted " +
-    "backends, header modifiers, redirects, rewrites, mirroring, timeouts and retries.",
+  doc: 'HTTP routing for a Service, attached with parentRef `{group: "", kind: Service}` as in ' +
+    "Istio's ambient mode and served by the service's waypoint: path, header, query and method " +
+    "matches with Gateway API precedence, weighted backends, header modifiers, redirects, rewrites, " +
+    "mirroring, timeouts and retries. Unlike upstream, parentRefs is required: a route without a " +
+    "parent would apply nowhere.",
   spec: httpRouteSpec,
-  references: (res) =>
-    routeReferences(
-      res.metadata.namespace!,
-      res.spec as unknown as Parameters<typeof routeReferences>[1],
-    ),
+  references: (res) => routeReferences(res.metadata.namespace!, res.spec),
   example: `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
@@ -308,14 +362,22 @@ spec:
   - group: ""
     kind: Service
     name: reviews
+    port: 9080
   rules:
+  - matches:
+    - headers:
+      - name: end-user
+        value: jason
+    backendRefs:
+    - name: reviews-v2
+      port: 9080
   - backendRefs:
     - name: reviews-v1
       port: 9080
       weight: 90
     - name: reviews-v2
       port: 9080
-      weight: 10`,
+      weight: 10
+    timeouts:
+      request: 5s`,
 });
-
-export type { BackendRefValue, ParentRef };
