@@ -57,7 +57,7 @@ and serves the admin API (/certs, /config_dump) on --admin.`,
       if (!store.current.nodes.has(node)) localView(store.current, node); // throws with the node list
       const src = await certSource(ctx, store.current, logger);
       closeSource = src.close;
-      z = Ztunnel.start({
+      z = await Ztunnel.start({
         store,
         node,
         certSource: src.source,

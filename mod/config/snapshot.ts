@@ -30,6 +30,11 @@ export interface NodeInfo {
   readonly hostname?: string;
   readonly locality?: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** Outbound listeners: VIP capture and explicit local ports. */
+  readonly outbound: {
+    readonly vips: boolean;
+    readonly ports: readonly { service: string; port: number; listen: string }[];
+  };
 }
 
 /** A namespace and what its labels say. */
@@ -58,6 +63,8 @@ export interface Workload {
   /** `spiffe://<td>/ns/<ns>/sa/<sa>`. */
   readonly identity: string;
   readonly user?: string | number;
+  /** Inbound connections start with a PROXY protocol v2 header. */
+  readonly proxyProtocol: boolean;
   readonly locality?: string;
   readonly weight: number;
   /** In the mesh: its namespace is ambient and it did not opt out. */
@@ -194,6 +201,7 @@ export function buildSnapshot(
       hostname: res.spec.hostname,
       locality: res.spec.locality,
       labels: res.metadata.labels,
+      outbound: res.spec.outbound,
     });
   }
 
@@ -290,6 +298,7 @@ export function buildSnapshot(
       serviceAccount: res.spec.serviceAccount,
       identity: `spiffe://${mesh.trustDomain}/ns/${ns}/sa/${res.spec.serviceAccount}`,
       user: res.spec.user,
+      proxyProtocol: res.spec.proxyProtocol,
       locality: res.spec.locality ?? nodeInfo.locality,
       weight: res.spec.weight ?? 1,
       enrolled: nsi.ambient && !optedOut,

@@ -10,6 +10,7 @@ import { ConfigError, formatIssue } from "../config/load.ts";
 import type { Snapshot } from "../config/snapshot.ts";
 import { LAB_CONFIG } from "./lab_config.ts";
 import { AmbitChild } from "./process.ts";
+import { ask, startSampleApp } from "./apps.ts";
 import { initCaDir } from "../identity/ca_dir.ts";
 import type { CertStatus } from "../identity/cert_manager.ts";
 
@@ -115,6 +116,8 @@ export async function runLab(options: LabOptions): Promise<number> {
     }
     out("");
 
+    await showTraffic(s, children, out);
+
     out("Hot reload: label namespace legacy with istio.io/dataplane-mode=ambient (no restart):");
     const nsFile = `${configDir}/namespaces.yaml`;
     const text = await Deno.readTextFile(nsFile);
@@ -159,6 +162,43 @@ export async function runLab(options: LabOptions): Promise<number> {
   } finally {
     for (const [, child] of children) await child.stop(2000);
     if (!options.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Starts the sample apps and sends traffic through the mesh, allowed and denied. */
+async function showTraffic(
+  s: Snapshot,
+  children: [string, AmbitChild][],
+  out: (l: string) => void,
+): Promise<void> {
+  const ratings = s.workloads.get("payments/ratings")!;
+  const app = await startSampleApp("ratings", ratings.address, 9090, {
+    proxyProtocol: ratings.proxyProtocol,
+  });
+  const nodeB = children.find(([l]) => l === "ztunnel node-b")![1];
+  try {
+    out("Traffic (sample app ratings on 127.0.2.20:9090 reads the PROXY header for its caller):");
+    const svc = s.services.get("payments/ratings")!;
+    const reviews = s.workloads.get("shop/reviews-v1")!;
+    const allowed = await ask("127.0.2.1", 9090, "hello from reviews-v1", reviews.address);
+    out(`  reviews-v1 → ratings via node-b port 127.0.2.1:9090:`);
+    out(`    ${allowed.reply || `no reply (${allowed.error ?? "closed"})`}`);
+    const sleep = s.workloads.get("shop/sleep")!;
+    const from = nodeB.records.length;
+    const denied = await ask(svc.vip, 9090, "hello from sleep", sleep.address);
+    out(`  sleep → ratings VIP ${svc.vip}:9090 (node-a → HBONE → node-b):`);
+    if (denied.reply) out(`    unexpected reply: ${denied.reply}`);
+    const rec = await nodeB.waitForRecord((r) => r.msg === "inbound connection denied", {
+      from,
+    }).catch(() => undefined);
+    out(
+      rec
+        ? `    refused by node-b: ${rec.source} is not allowed (${rec.reason})`
+        : `    connection closed without a reply`,
+    );
+    out("");
+  } finally {
+    app.close();
   }
 }
 

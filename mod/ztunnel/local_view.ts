@@ -11,6 +11,10 @@ export interface LocalView {
   readonly node: NodeInfo;
   /** Enrolled workloads on this node, by key. */
   readonly workloads: ReadonlyMap<string, Workload>;
+  /** Every workload on this node (enrolled or not) by address. */
+  readonly byAddress: ReadonlyMap<string, readonly Workload[]>;
+  /** Ports each workload on this node is known to serve (named ports, service targets). */
+  readonly knownPorts: ReadonlyMap<string, ReadonlySet<number>>;
 }
 
 /** Raised when the node named on the command line is not in the config. */
@@ -32,7 +36,19 @@ export function localView(s: Snapshot, node: string): LocalView {
   const workloads = new Map(
     (s.workloadsByNode.get(node) ?? []).filter((w) => w.enrolled).map((w) => [w.key, w]),
   );
-  return { node: info, workloads };
+  const byAddress = s.workloadsByAddress.get(node) ?? new Map();
+  const knownPorts = new Map<string, Set<number>>();
+  for (const w of s.workloadsByNode.get(node) ?? []) {
+    knownPorts.set(w.key, new Set(Object.values(w.ports)));
+  }
+  for (const svc of s.services.values()) {
+    for (const ep of svc.endpoints) {
+      if (ep.node !== node) continue;
+      const set = knownPorts.get(ep.workload);
+      for (const p of Object.values(ep.ports)) set?.add(p);
+    }
+  }
+  return { node: info, workloads, byAddress, knownPorts };
 }
 
 /** What changed between two views of the same node. */

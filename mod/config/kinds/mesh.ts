@@ -5,7 +5,7 @@
  * @module
  */
 import { cidr, gatewayDuration, ip } from "../formats.ts";
-import { def, int, nested, obj, opt, req, str } from "../schema.ts";
+import { bool, def, int, list, nested, obj, opt, port, req, str } from "../schema.ts";
 import { defineKind } from "../kind.ts";
 
 /** apiVersion of ambit's own kinds. */
@@ -123,6 +123,44 @@ export const nodeSpec = obj({
     }),
     "region/zone/subzone, as Istio's WorkloadEntry locality.",
   ),
+  outbound: nested(
+    obj({
+      vips: def(
+        bool(),
+        true,
+        "Listen on every Service VIP:port (userspace outbound capture). Turn off where two nodes share one host's loopback (the lab) and use `ports` instead.",
+      ),
+      ports: def(
+        list(
+          obj({
+            service: req(
+              str({
+                name: "namespace/name",
+                validate: (s) =>
+                  /^[a-z0-9-]+\/[a-z0-9.-]+$/.test(s) ? undefined : `"${s}" is not namespace/name`,
+              }),
+              "The Service, as namespace/name.",
+            ),
+            port: req(port(), "The Service port."),
+            listen: req(
+              str({
+                name: "ip:port",
+                validate: (s) =>
+                  /^[0-9.]+:[0-9]{1,5}$|^\[[0-9a-f:]+\]:[0-9]{1,5}$/i.test(s)
+                    ? undefined
+                    : `"${s}" is not ip:port`,
+                hint: "e.g. 127.0.0.1:19090",
+              }),
+              "Local address to listen on; connections there go to the Service port.",
+            ),
+          }, { title: "OutboundPort", doc: "An explicit local port for a Service port." }),
+        ),
+        [],
+        "Explicit local listeners for Service ports, besides (or instead of) the VIPs.",
+      ),
+    }, { title: "NodeOutbound", doc: "How local workloads reach mesh Services." }),
+    "How local workloads reach mesh Services.",
+  ),
 }, { title: "NodeSpec", doc: "A host that runs an ambit ztunnel." });
 
 /** The `Node` kind. */
@@ -134,6 +172,18 @@ export const Node = defineKind({
   doc:
     "A host that runs a ztunnel. Its name is what `ambit ztunnel --node` takes and what the CA authorizes certificate requests against.",
   spec: nodeSpec,
+  references(res) {
+    const ports = (res.spec?.outbound?.ports ?? []) as { service: string }[];
+    return ports.map((p, i) => {
+      const [namespace, name] = p.service.split("/");
+      return {
+        path: ["spec", "outbound", "ports", i, "service"],
+        kinds: ["Service"],
+        namespace,
+        name,
+      };
+    });
+  },
   example: `apiVersion: ambit.io/v1alpha1
 kind: Node
 metadata:

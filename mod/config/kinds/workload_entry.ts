@@ -6,7 +6,7 @@
  * @module
  */
 import { ip, labels } from "../formats.ts";
-import { def, int, INVALID, map, obj, opt, port, str, type Type } from "../schema.ts";
+import { bool, def, int, INVALID, map, obj, opt, port, str, type Type } from "../schema.ts";
 import { defineKind, type Reference } from "../kind.ts";
 import { useWaypointReferences } from "./namespace.ts";
 
@@ -78,6 +78,11 @@ export const workloadEntrySpec = obj({
   user: opt(
     osUser(),
     "ambit: the local OS user that runs the workload. With several workloads on one node, outbound connections are attributed to a workload by the user owning the socket.",
+  ),
+  proxyProtocol: def(
+    bool(),
+    false,
+    "ambit: prefix inbound connections with a PROXY protocol v2 header (client address, and the source SPIFFE ID in TLV 0xD0). Only for apps that parse it.",
   ),
 }, { title: "WorkloadEntrySpec", doc: "A workload process on a node." });
 

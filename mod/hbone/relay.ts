@@ -1,0 +1,83 @@
+/**
+ * Copies bytes both ways between two duplex streams (a TCP socket and an
+ * HTTP/2 stream), keeping order, honouring back-pressure, passing half-close
+ * (end of one direction) through and turning an error on either side into
+ * an abort of the other.
+ *
+ * @module
+ */
+import type { Duplex } from "node:stream";
+
+/** Byte counts and outcome of a finished relay. */
+export interface RelayResult {
+  /** Bytes from `a` to `b`. */
+  readonly aToB: number;
+  /** Bytes from `b` to `a`. */
+  readonly bToA: number;
+  /** The first error on either side, if any. */
+  readonly error?: Error;
+}
+
+/** Live byte counts of a running relay. */
+export interface RelayCounters {
+  aToB: number;
+  bToA: number;
+}
+
+/**
+ * Relays until both directions ended or either side failed.
+ * `abort(a|b, err)` is called to tear a side down (socket destroy or
+ * stream reset); `counters` updates as bytes move.
+ */
+export function relay(
+  a: Duplex,
+  b: Duplex,
+  counters: RelayCounters = { aToB: 0, bToA: 0 },
+): Promise<RelayResult> {
+  return new Promise((resolve) => {
+    let done = false;
+    let ended = 0;
+    let error: Error | undefined;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      resolve({ aToB: counters.aToB, bToA: counters.bToA, error });
+    };
+    const fail = (err: Error) => {
+      if (!error) error = err;
+      if (!a.destroyed) a.destroy();
+      if (!b.destroyed) b.destroy();
+      finish();
+    };
+    const pump = (from: Duplex, to: Duplex, count: (n: number) => void) => {
+      from.on("data", (chunk: Uint8Array) => {
+        count(chunk.length);
+        if (!to.write(chunk)) from.pause();
+      });
+      to.on("drain", () => from.resume());
+      from.on("end", () => {
+        to.end();
+      });
+    };
+    pump(a, b, (n) => counters.aToB += n);
+    pump(b, a, (n) => counters.bToA += n);
+    // Sockets accepted with pauseOnConnect stay paused until told otherwise.
+    a.resume();
+    b.resume();
+    for (const s of [a, b]) {
+      s.on("error", fail);
+      s.on("finish", () => {
+        // Our write side ended; when both have, and both reads ended, we are done.
+        if (++ended === 2) finish();
+      });
+      s.on("close", () => {
+        if (done) return;
+        // A side closed without finishing both directions: abort the other.
+        const other = s === a ? b : a;
+        if (!(a.writableFinished && b.writableFinished)) {
+          fail(error ?? new Error(`${s === a ? "first" : "second"} side closed early`));
+        } else if (!other.destroyed) other.destroy();
+      });
+    }
+  });
+}

@@ -1,0 +1,346 @@
+/**
+ * The HBONE server: mutual TLS 1.3 with ALPN h2 on port 15008, HTTP/2
+ * CONNECT streams, one per proxied TCP connection. It authenticates the
+ * peer (chain to the trust bundle, a workload SPIFFE ID in the trust
+ * domain) before any stream is handled, then hands each CONNECT to
+ * `onTunnel`, which decides (policy, upstream) and answers.
+ *
+ * Certificate choice: an ambit client sends an SNI naming the identity it
+ * expects (sni.ts); a client without SNI (Istio's ztunnel, other stacks)
+ * gets the default certificate, which the ztunnel sets to the identity of
+ * the workloads at this address when that is unambiguous.
+ *
+ * @module
+ */
+import http2 from "node:http2";
+import tls from "node:tls";
+import type { Duplex } from "node:stream";
+import type { Logger } from "../log/logger.ts";
+import { peerIdentity, secureContextOptions, type TlsIdentity } from "../identity/tls.ts";
+import type { HostPort } from "./authority.ts";
+import { FAILURES, type TunnelFailure } from "./errors.ts";
+import {
+  CONNECTION_WINDOW,
+  DEFAULT_KEEPALIVE,
+  type KeepaliveOptions,
+  SERVER_SETTINGS,
+} from "./settings.ts";
+
+/** A certificate with a stable key for caching its TLS context. */
+export interface ServingCert extends TlsIdentity {
+  /** Changes whenever the certificate does (e.g. the serial). */
+  readonly serial: string;
+}
+
+/** One CONNECT (or other) request on an authenticated HBONE connection. */
+export interface ServerTunnel {
+  readonly method: string;
+  readonly authority: string | undefined;
+  readonly headers: http2.IncomingHttpHeaders;
+  /** The client's verified SPIFFE ID. */
+  readonly peerIdentity: string;
+  /** The client's TCP address (its node). */
+  readonly peerAddress: HostPort;
+  /** The address the client connected to. */
+  readonly localAddress: HostPort;
+  /** True once the stream is gone (client reset, connection lost, answered). */
+  readonly closed: boolean;
+  /** Runs `fn` when the stream closes (immediately if it already has). */
+  onClose(fn: () => void): void;
+  /** Answers 200 and returns the stream to relay bytes on. */
+  accept(): Duplex;
+  /** Answers with the failure's status and ends the stream. */
+  reject(failure: TunnelFailure, detail?: string): void;
+}
+
+/** Options for {@link HboneServer.listen}. */
+export interface HboneServerOptions {
+  readonly listen: HostPort;
+  readonly logger: Logger;
+  /** The mesh's trust domain (read per connection, so reloads apply). */
+  trustDomain(): string;
+  /** Trust bundle, PEM. */
+  rootsPem(): string;
+  /** Certificate to present for an SNI (undefined: the default one). */
+  certificateFor(sni: string | undefined): ServingCert | undefined;
+  /** Called for each request on an authenticated connection. */
+  onTunnel(t: ServerTunnel): void;
+  readonly keepalive?: KeepaliveOptions;
+  /** TLS handshake and HTTP/2 preface deadline (default 10 s). */
+  readonly handshakeTimeoutMs?: number;
+  /** Close connections without streams after this long (default 10 min). */
+  readonly idleTimeoutMs?: number;
+}
+
+/** Counters for tests and the admin API. */
+export interface HboneServerStats {
+  sessions: number;
+  streams: number;
+  handshakeFailures: number;
+  accepted: number;
+  rejected: number;
+}
+
+/** A listening HBONE server. */
+export class HboneServer {
+  #server: http2.Http2SecureServer;
+  #sessions = new Set<http2.ServerHttp2Session>();
+  #contexts = new Map<string, tls.SecureContext>();
+  #defaultKey = "";
+  readonly stats: HboneServerStats = {
+    sessions: 0,
+    streams: 0,
+    handshakeFailures: 0,
+    accepted: 0,
+    rejected: 0,
+  };
+
+  private constructor(readonly options: HboneServerOptions) {
+    const def = options.certificateFor(undefined);
+    this.#server = http2.createSecureServer({
+      ...(def ? secureContextOptions(def, options.rootsPem()) : {}),
+      requestCert: true,
+      rejectUnauthorized: false,
+      ALPNProtocols: ["h2"],
+      allowHTTP1: false,
+      handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
+      settings: SERVER_SETTINGS,
+      SNICallback: (name, cb) => {
+        const c = options.certificateFor(name);
+        cb(null, c ? this.#context(c) : undefined);
+      },
+    });
+    if (def) this.#defaultKey = contextKey(def, options.rootsPem());
+    this.#server.on("session", (s) => this.#onSession(s));
+    this.#server.on("stream", (stream, headers) => this.#onStream(stream, headers));
+    this.#server.on("unknownProtocol", (socket: tls.TLSSocket) => {
+      this.stats.handshakeFailures++;
+      options.logger.debug("HBONE client did not negotiate h2; closing", {
+        peer: socket.remoteAddress,
+      });
+      socket.destroy();
+    });
+    this.#server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
+      this.stats.handshakeFailures++;
+      options.logger.debug("HBONE TLS handshake failed", {
+        peer: socket?.remoteAddress,
+        error: err.message,
+      });
+    });
+  }
+
+  /** Binds the listener; rejects when the address is taken or not local. */
+  static async listen(options: HboneServerOptions): Promise<HboneServer> {
+    const s = new HboneServer(options);
+    await new Promise<void>((resolve, reject) => {
+      s.#server.once("error", reject);
+      s.#server.listen(options.listen.port, options.listen.ip, () => {
+        s.#server.off("error", reject);
+        resolve();
+      });
+    });
+    return s;
+  }
+
+  /** The bound address. */
+  get address(): HostPort {
+    const a = this.#server.address() as { address: string; port: number };
+    return { ip: a.address, port: a.port };
+  }
+
+  /** Re-reads the default certificate and trust bundle (after rotation or reload). */
+  refresh(): void {
+    const def = this.options.certificateFor(undefined);
+    if (!def) return;
+    const key = contextKey(def, this.options.rootsPem());
+    if (key === this.#defaultKey) return;
+    this.#defaultKey = key;
+    this.#server.setSecureContext(secureContextOptions(def, this.options.rootsPem()));
+    this.#contexts.clear();
+  }
+
+  /** Open connections. */
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  /** Open streams over all connections. */
+  get openStreams(): number {
+    let n = 0;
+    for (const s of this.#sessions) n += sessionStates.get(s)?.streams ?? 0;
+    return n;
+  }
+
+  /** Stops accepting; closes idle connections, and all of them when `force`. */
+  async close(force = true): Promise<void> {
+    const closed = new Promise<void>((r) => this.#server.close(() => r()));
+    for (const s of this.#sessions) {
+      if (force) s.destroy();
+      else s.close();
+    }
+    await closed;
+  }
+
+  #context(c: ServingCert): tls.SecureContext {
+    const roots = this.options.rootsPem();
+    const key = contextKey(c, roots);
+    let ctx = this.#contexts.get(key);
+    if (!ctx) {
+      if (this.#contexts.size > 256) this.#contexts.clear();
+      ctx = tls.createSecureContext(secureContextOptions(c, roots));
+      this.#contexts.set(key, ctx);
+    }
+    return ctx;
+  }
+
+  #onSession(session: http2.ServerHttp2Session): void {
+    const socket = session.socket as tls.TLSSocket;
+    const log = this.options.logger;
+    let identity: string;
+    try {
+      identity = peerIdentity(socket, this.options.trustDomain());
+    } catch (e) {
+      this.stats.handshakeFailures++;
+      log.warn("HBONE client refused", {
+        peer: `${socket.remoteAddress}:${socket.remotePort}`,
+        error: (e as Error).message,
+      });
+      session.destroy();
+      socket.destroy();
+      return;
+    }
+    identities.set(session, identity);
+    const state: SessionState = { streams: 0, armIdle: () => {} };
+    sessionStates.set(session, state);
+    this.#sessions.add(session);
+    this.stats.sessions++;
+    try {
+      session.setLocalWindowSize(CONNECTION_WINDOW);
+    } catch { /* closed already */ }
+    const stopKeepalive = keepalive(session, this.options.keepalive ?? DEFAULT_KEEPALIVE, () => {
+      log.info("HBONE client stopped answering PINGs; closing", { peer: identity });
+    });
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const idleMs = this.options.idleTimeoutMs ?? 600_000;
+    const armIdle = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => session.close(), idleMs);
+    };
+    armIdle();
+    state.armIdle = armIdle;
+    session.on("stream", () => clearTimeout(idle));
+    session.on("error", (err) => log.debug("HBONE session error", { error: err.message }));
+    session.on("close", () => {
+      clearTimeout(idle);
+      stopKeepalive();
+      this.#sessions.delete(session);
+    });
+  }
+
+  #onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    const session = stream.session!;
+    const identity = identities.get(session);
+    if (identity === undefined) {
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    this.stats.streams++;
+    const state = sessionStates.get(session)!;
+    state.streams++;
+    const socket = session.socket as tls.TLSSocket;
+    const closers: (() => void)[] = [];
+    let closed = false;
+    stream.on("error", () => {});
+    stream.on("close", () => {
+      closed = true;
+      state.streams--;
+      for (const fn of closers.splice(0)) fn();
+      if (!session.destroyed && state.streams === 0) state.armIdle();
+    });
+    const stats = this.stats;
+    const tunnel: ServerTunnel = {
+      method: String(headers[":method"] ?? ""),
+      authority: headers[":authority"] as string | undefined,
+      headers,
+      peerIdentity: identity,
+      peerAddress: { ip: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 },
+      localAddress: { ip: socket.localAddress ?? "", port: socket.localPort ?? 0 },
+      get closed() {
+        return closed || stream.destroyed;
+      },
+      onClose(fn) {
+        if (closed || stream.destroyed) fn();
+        else closers.push(fn);
+      },
+      accept() {
+        stats.accepted++;
+        stream.respond({ ":status": 200 });
+        return stream;
+      },
+      reject(failure, detail) {
+        stats.rejected++;
+        if (stream.destroyed || stream.headersSent) {
+          stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+          return;
+        }
+        const status = FAILURES[failure].status || 503;
+        stream.respond({ ":status": status, "content-type": "text/plain" });
+        stream.end(`${FAILURES[failure].text}${detail ? `: ${detail}` : ""}\n`);
+      },
+    };
+    try {
+      this.options.onTunnel(tunnel);
+    } catch (e) {
+      this.options.logger.error("HBONE tunnel handler failed", { error: e as Error });
+      tunnel.reject("no_workload", "internal error");
+    }
+  }
+}
+
+const identities = new WeakMap<http2.Http2Session, string>();
+
+/** The verified peer identity of an HBONE session (server or client side). */
+export function sessionIdentity(session: http2.Http2Session): string | undefined {
+  return identities.get(session);
+}
+
+interface SessionState {
+  streams: number;
+  armIdle: () => void;
+}
+
+const sessionStates = new WeakMap<http2.Http2Session, SessionState>();
+
+function contextKey(c: ServingCert, roots: string): string {
+  return `${c.serial}|${roots.length}|${roots.slice(-64)}`;
+}
+
+/**
+ * PINGs `session` every `intervalMs`; destroys it when nothing was answered
+ * for `timeoutMs`. Returns a stop function.
+ */
+export function keepalive(
+  session: http2.Http2Session,
+  opts: KeepaliveOptions,
+  onDead: () => void,
+): () => void {
+  let lastAck = Date.now();
+  const timer = setInterval(() => {
+    if (session.destroyed || session.closed) {
+      clearInterval(timer);
+      return;
+    }
+    if (Date.now() - lastAck > opts.timeoutMs) {
+      clearInterval(timer);
+      onDead();
+      session.destroy();
+      return;
+    }
+    try {
+      session.ping((err) => {
+        if (!err) lastAck = Date.now();
+      });
+    } catch { /* too many outstanding pings: count as unanswered */ }
+  }, opts.intervalMs);
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,71 @@
+/**
+ * Sample apps for the lab: plain TCP servers on the workload addresses. An
+ * app that opted into PROXY protocol reads the header ztunnel sends and
+ * answers with its caller's SPIFFE ID.
+ *
+ * @module
+ */
+import net from "node:net";
+import { decodeProxyHeader } from "../hbone/proxy_protocol.ts";
+
+/** A running sample app. */
+export interface SampleApp {
+  readonly name: string;
+  close(): void;
+}
+
+/** Starts an app that answers `<name>: <request> (from <caller>)` to each connection. */
+export function startSampleApp(
+  name: string,
+  ip: string,
+  port: number,
+  opts: { proxyProtocol?: boolean } = {},
+): Promise<SampleApp> {
+  const srv = net.createServer({ allowHalfOpen: true }, (sock) => {
+    sock.on("error", () => {});
+    let buf = new Uint8Array(0);
+    let caller = `${sock.remoteAddress}:${sock.remotePort}`;
+    let headerDone = !opts.proxyProtocol;
+    sock.on("data", (chunk: Uint8Array) => {
+      const next = new Uint8Array(buf.length + chunk.length);
+      next.set(buf);
+      next.set(chunk, buf.length);
+      buf = next;
+      if (!headerDone) {
+        const r = decodeProxyHeader(buf);
+        if (r === "incomplete") return;
+        headerDone = true;
+        caller = r.header.spiffeId ??
+          (r.header.source ? `${r.header.source.ip}:${r.header.source.port}` : caller);
+        buf = buf.slice(r.consumed);
+      }
+    });
+    sock.on("end", () => {
+      const request = new TextDecoder().decode(buf).trim();
+      sock.end(`${name}: ${request || "(empty)"} (from ${caller})\n`);
+    });
+  });
+  return new Promise((resolve, reject) => {
+    srv.once("error", reject);
+    srv.listen(port, ip, () => resolve({ name, close: () => srv.close() }));
+  });
+}
+
+/** Sends `text` from `localAddress` to ip:port, half-closes, returns the reply or the error. */
+export function ask(
+  ip: string,
+  port: number,
+  text: string,
+  localAddress?: string,
+): Promise<{ reply: string; error?: string }> {
+  return new Promise((resolve) => {
+    let reply = "";
+    let error: string | undefined;
+    const s = net.connect({ host: ip, port, localAddress, allowHalfOpen: true });
+    s.setEncoding("utf8");
+    s.on("connect", () => s.end(text));
+    s.on("data", (d: string) => reply += d);
+    s.on("error", (e) => error = e.message);
+    s.on("close", () => resolve({ reply: reply.trim(), error }));
+  });
+}

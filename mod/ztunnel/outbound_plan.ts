@@ -1,0 +1,184 @@
+/**
+ * The outbound decision, pure: which listeners a node opens for its
+ * workloads, and for one captured connection, which hop, which identity
+ * and which `:authority` (ztunnel's "decide, then do").
+ *
+ * @module
+ */
+import type { Endpoint, ServiceInfo, Snapshot, Workload } from "../config/snapshot.ts";
+import { formatAuthority, type HostPort } from "../hbone/authority.ts";
+import type { TunnelFailure } from "../hbone/errors.ts";
+import { HBONE_PORT, PLAINTEXT_PORT } from "../hbone/settings.ts";
+import type { LocalView } from "./local_view.ts";
+
+/** One outbound listener: a local address standing for a Service port. */
+export interface OutboundListenerSpec {
+  readonly ip: string;
+  readonly port: number;
+  /** Service key, `namespace/name`. */
+  readonly service: string;
+  readonly servicePort: number;
+  /** From `Node.spec.outbound.ports` rather than the VIP. */
+  readonly explicit: boolean;
+}
+
+/** Listeners for a node: every Service VIP:port (unless turned off) and explicit ports. */
+export function outboundListeners(s: Snapshot, view: LocalView): OutboundListenerSpec[] {
+  if (view.workloads.size === 0) return [];
+  const out: OutboundListenerSpec[] = [];
+  if (view.node.outbound.vips) {
+    for (const svc of s.services.values()) {
+      for (const p of svc.ports) {
+        out.push({
+          ip: svc.vip,
+          port: p.port,
+          service: svc.key,
+          servicePort: p.port,
+          explicit: false,
+        });
+      }
+    }
+  }
+  for (const p of view.node.outbound.ports) {
+    const m = p.listen.match(/^\[?([0-9a-fA-F.:]+?)\]?:([0-9]+)$/)!;
+    out.push({
+      ip: m[1],
+      port: Number(m[2]),
+      service: p.service,
+      servicePort: p.port,
+      explicit: true,
+    });
+  }
+  return out;
+}
+
+/** Key of a listener spec, for reconciling. */
+export function listenerKey(l: OutboundListenerSpec): string {
+  return `${formatAuthority(l)}>${l.service}:${l.servicePort}`;
+}
+
+/** Where one outbound connection goes. */
+export type OutboundPlan =
+  | {
+    /** HBONE to a node or waypoint. */
+    readonly kind: "hbone";
+    readonly nextHop: HostPort;
+    readonly authority: string;
+    readonly expected: readonly string[];
+    readonly endpoint?: string;
+    readonly waypoint?: string;
+    readonly hostname: string;
+  }
+  | {
+    /** Plaintext to the destination node's 15006 with a PROXY header (no source identity). */
+    readonly kind: "plaintext";
+    readonly nextHop: HostPort;
+    readonly destination: HostPort;
+    readonly endpoint: string;
+    readonly hostname: string;
+  }
+  | {
+    /** Straight TCP to a workload outside the mesh. */
+    readonly kind: "direct";
+    readonly destination: HostPort;
+    readonly endpoint: string;
+    readonly hostname: string;
+  }
+  | { readonly kind: "fail"; readonly failure: TunnelFailure; readonly detail: string };
+
+/** Inputs of {@link planOutbound}. */
+export interface OutboundRequest {
+  /** Service key. */
+  readonly service: string;
+  readonly port: number;
+  /** The attributed local workload; undefined for an allowed unattributed connection. */
+  readonly source?: Workload;
+  /** This node's name. */
+  readonly node: string;
+  /** Endpoints (workload keys) to avoid when others exist. */
+  readonly unhealthy?: ReadonlySet<string>;
+  /** Random in [0, 1) (injectable for tests). */
+  readonly random?: () => number;
+}
+
+/** Decides the hop for a connection to a Service port. */
+export function planOutbound(s: Snapshot, req: OutboundRequest): OutboundPlan {
+  const svc = s.services.get(req.service);
+  if (!svc) {
+    return { kind: "fail", failure: "no_healthy_endpoint", detail: `no service ${req.service}` };
+  }
+  const vipTarget = formatAuthority({ ip: svc.vip, port: req.port });
+  const wp = svc.waypoint ? s.waypoints.get(svc.waypoint) : undefined;
+  if (
+    wp && req.source && wp.identity !== req.source.identity &&
+    (wp.for === "service" || wp.for === "all")
+  ) {
+    const node = s.nodes.get(wp.node);
+    return {
+      kind: "hbone",
+      nextHop: { ip: wp.address, port: wp.port },
+      authority: vipTarget,
+      expected: [wp.identity],
+      waypoint: wp.key,
+      hostname: svc.hostname,
+      ...(node ? {} : {}),
+    };
+  }
+  const ep = pickEndpoint(svc, req);
+  if (!ep) {
+    return {
+      kind: "fail",
+      failure: "no_healthy_endpoint",
+      detail: `service ${svc.key} has no endpoint for port ${req.port}`,
+    };
+  }
+  const w = s.workloads.get(ep.workload)!;
+  const node = s.nodes.get(ep.node)!;
+  const target = { ip: ep.address, port: ep.ports[req.port] };
+  if (!w.enrolled) {
+    if (ep.node !== req.node && isLoopbackIp(ep.address)) {
+      return {
+        kind: "fail",
+        failure: "no_healthy_endpoint",
+        detail: `endpoint ${w.key} is not in the mesh and listens on loopback on node ${ep.node}`,
+      };
+    }
+    return { kind: "direct", destination: target, endpoint: w.key, hostname: svc.hostname };
+  }
+  if (!req.source) {
+    return {
+      kind: "plaintext",
+      nextHop: { ip: node.address, port: PLAINTEXT_PORT },
+      destination: target,
+      endpoint: w.key,
+      hostname: svc.hostname,
+    };
+  }
+  return {
+    kind: "hbone",
+    nextHop: { ip: node.address, port: HBONE_PORT },
+    authority: formatAuthority(target),
+    expected: [w.identity],
+    endpoint: w.key,
+    hostname: svc.hostname,
+  };
+}
+
+/** Weighted random choice among endpoints serving the port, healthy ones first. */
+export function pickEndpoint(svc: ServiceInfo, req: OutboundRequest): Endpoint | undefined {
+  const serving = svc.endpoints.filter((e) => e.ports[req.port] !== undefined && e.weight > 0);
+  const healthy = serving.filter((e) => !req.unhealthy?.has(e.workload));
+  const pool = healthy.length > 0 ? healthy : serving;
+  const total = pool.reduce((n, e) => n + e.weight, 0);
+  if (total === 0) return undefined;
+  let r = (req.random ?? Math.random)() * total;
+  for (const e of pool) {
+    r -= e.weight;
+    if (r < 0) return e;
+  }
+  return pool[pool.length - 1];
+}
+
+function isLoopbackIp(ip: string): boolean {
+  return ip.startsWith("127.") || ip === "::1";
+}

@@ -1,0 +1,121 @@
+/**
+ * In-process mesh fixture: a CA directory, a config directory and ztunnels
+ * started in this process on unique loopback addresses (127.0.N.1 per
+ * node), so data-plane tests run without root and in parallel.
+ */
+import { initCaDir } from "../../mod/identity/ca_dir.ts";
+import { LocalCa } from "../../mod/identity/ca_client.ts";
+import type { CaMaterial } from "../../mod/identity/ca_dir.ts";
+import { ConfigStore } from "../../mod/config/store.ts";
+import { Logger } from "../../mod/log/logger.ts";
+import { Ztunnel } from "../../mod/ztunnel/ztunnel.ts";
+import {
+  exportPrivateKeyPem,
+  generateKeyPair,
+  issueLeaf,
+  toPem,
+} from "../../mod/identity/certs.ts";
+
+let nextOctet = 100 + Math.floor(Math.random() * 100);
+
+/** A fresh 127.N.0.0/16 block for one test: `addr(node, host)` gives 127.N.node.host. */
+export function addressBlock(): (node: number, host: number) => string {
+  const n = (nextOctet++ % 150) + 60 + (Deno.pid % 40);
+  return (node, host) => `127.${n}.${node}.${host}`;
+}
+
+/** A test mesh on disk with its CA. */
+export interface TestMesh {
+  readonly dir: string;
+  readonly ca: CaMaterial;
+  readonly logs: Record<string, unknown>[];
+  /** Starts a ztunnel for `node` in this process. */
+  ztunnel(
+    node: string,
+    opts?: { keepalive?: { intervalMs: number; timeoutMs: number } },
+  ): Promise<Ztunnel>;
+  /** Rewrites the config file and waits until every started ztunnel applied it. */
+  reconfigure(yaml: string): Promise<void>;
+  /** A certificate for any identity, signed by the mesh CA (for raw clients). */
+  issue(
+    id: string,
+    opts?: { ttlMs?: number; now?: Date },
+  ): Promise<{ certPem: string; keyPem: string; caPem: string }>;
+  close(): Promise<void>;
+}
+
+/** Creates the mesh with `yaml` as its config. */
+export async function testMesh(yaml: string, trustDomain = "ambit.test"): Promise<TestMesh> {
+  const dir = await Deno.makeTempDir({ prefix: "ambit-mesh-" });
+  const ca = await initCaDir(`${dir}/ca`, { trustDomain });
+  await Deno.mkdir(`${dir}/mesh`);
+  await Deno.writeTextFile(`${dir}/mesh/mesh.yaml`, yaml);
+  const logs: Record<string, unknown>[] = [];
+  const started: { z: Ztunnel; store: ConfigStore }[] = [];
+  const caPem = toPem(ca.roots);
+  return {
+    dir,
+    ca,
+    logs,
+    async ztunnel(node, opts = {}) {
+      const logger = new Logger({
+        level: "debug",
+        format: "json",
+        sink: (line) => logs.push(JSON.parse(line)),
+      }).child({ node });
+      const store = await ConfigStore.open(`${dir}/mesh`, {
+        logger,
+        worker: false,
+        debounceMs: 20,
+      });
+      try {
+        const z = await Ztunnel.start({
+          store,
+          node,
+          certSource: new LocalCa(ca, 3_600_000),
+          bundlePem: caPem,
+          logger,
+          keepalive: opts.keepalive,
+        });
+        await z.certs.idle();
+        z.hboneServer?.refresh();
+        started.push({ z, store });
+        return z;
+      } catch (e) {
+        await store.close();
+        throw e;
+      }
+    },
+    async reconfigure(text) {
+      const waits = started.map(({ store }) => store.nextReload((o) => o.applied));
+      await Deno.writeTextFile(`${dir}/mesh/mesh.yaml`, text);
+      await Promise.all(waits);
+      for (const { z } of started) {
+        await z.certs.idle();
+        z.hboneServer?.refresh();
+      }
+    },
+    async issue(id, opts = {}) {
+      const keys = await generateKeyPair();
+      const leaf = await issueLeaf({
+        id,
+        publicKey: keys.publicKey,
+        signer: ca.signer,
+        now: opts.now ?? new Date(),
+        ttlMs: opts.ttlMs ?? 3_600_000,
+      });
+      return {
+        certPem: toPem([leaf, ...ca.chain]),
+        keyPem: await exportPrivateKeyPem(keys.privateKey),
+        caPem,
+      };
+    },
+    async close() {
+      for (const { z, store } of started.splice(0)) {
+        await z.close();
+        await store.close();
+      }
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
