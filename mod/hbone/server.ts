@@ -133,9 +133,17 @@ export class HboneServer {
   static async listen(options: HboneServerOptions): Promise<HboneServer> {
     const s = new HboneServer(options);
     await new Promise<void>((resolve, reject) => {
-      s.#server.once("error", reject);
+      s.#server.once("error", (e: Error) =>
+        reject(
+          new Error(
+            `cannot listen for HBONE on ${options.listen.ip}:${options.listen.port}: ${e.message}; ` +
+              "the node's address (Node.spec.address) must be assigned to this host and the port free",
+            { cause: e },
+          ),
+        ));
       s.#server.listen(options.listen.port, options.listen.ip, () => {
-        s.#server.off("error", reject);
+        s.#server.removeAllListeners("error");
+        s.#server.on("error", (e) => options.logger.error("HBONE listener error", { error: e }));
         resolve();
       });
     });

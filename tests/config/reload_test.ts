@@ -11,7 +11,7 @@ import { initCaDir } from "../../mod/identity/ca_dir.ts";
 const NODES = `apiVersion: ambit.io/v1alpha1
 kind: Node
 metadata: {name: node-a}
-spec: {address: 10.0.0.1}
+spec: {address: 127.${20 + Math.floor(Math.random() * 200)}.9.1}
 `;
 
 function namespace(ambient: boolean): string {

@@ -19,11 +19,13 @@ export function meshYaml(nodes: string[]): string {
     `apiVersion: ambit.io/v1alpha1\nkind: Mesh\nmetadata: {name: mesh}\nspec: {trustDomain: ${TD}}`,
     "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}",
   ];
+  // Unique loopback addresses: ztunnels bind their node address, and tests run in parallel.
+  const block = 20 + Math.floor(Math.random() * 200);
   nodes.forEach((n, i) => {
     docs.push(
-      `apiVersion: ambit.io/v1alpha1\nkind: Node\nmetadata: {name: ${n}}\nspec: {address: 10.0.0.${
+      `apiVersion: ambit.io/v1alpha1\nkind: Node\nmetadata: {name: ${n}}\nspec: {address: 127.${block}.${
         i + 1
-      }}`,
+      }.1}`,
     );
   });
   if (nodes.includes("node-a")) {
