@@ -43,8 +43,9 @@ export function attributeSource(
   }
   const ip = canonicalIp(conn.sourceIp.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"));
   let left = candidates.filter((c) => canonicalIp(c.address) === ip);
-  const byAddress = left.length > 0;
-  if (!byAddress) left = [...candidates];
+  // The address attributes only when it tells candidates apart.
+  const byAddress = left.length > 0 && left.length < candidates.length;
+  if (left.length === 0) left = [...candidates];
   const withUser = left.filter((c) => c.user !== undefined);
   let byUser = false;
   if (withUser.length > 0) {

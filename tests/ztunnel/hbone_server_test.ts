@@ -186,3 +186,75 @@ Deno.test("HBONE server: each request gets the documented answer; bad TLS peers 
     await mesh.close();
   }
 });
+
+Deno.test("10,000 streams opened and abandoned leave no stream, socket or connection behind", async () => {
+  const a = addressBlock();
+  const mesh = await testMesh(config(a));
+  const app = await echoServer(a(2, 10), 8080);
+  const appSockets = new Set<unknown>();
+  app.on("connection", (s) => {
+    appSockets.add(s);
+    s.on("close", () => appSockets.delete(s));
+  });
+  try {
+    const z = await mesh.ztunnel("node-b");
+    const friend = await mesh.issue("spiffe://ambit.test/ns/apps/sa/friend");
+    const hop = `${a(2, 1)}:15008`;
+    const open = async () => {
+      const socket = tls.connect({
+        host: a(2, 1),
+        port: 15008,
+        cert: friend.certPem,
+        key: friend.keyPem,
+        ca: friend.caPem,
+        ALPNProtocols: ["h2"],
+        checkServerIdentity: () => undefined,
+      });
+      await new Promise((r) => socket.once("secureConnect", r));
+      const session = http2.connect(`https://${hop}`, { createConnection: () => socket });
+      session.on("error", () => {});
+      return session;
+    };
+    let session = await open();
+    let sessions = 1;
+    let abandoned = 0;
+    for (let batch = 0; batch < 100; batch++) {
+      if (session.destroyed || session.closed) {
+        // The server may drop a connection that resets streams abusively
+        // (HTTP/2 rapid-reset protection); a fresh one carries on.
+        session = await open();
+        sessions++;
+      }
+      const s = session;
+      await Promise.all(Array.from({ length: 100 }, (_, i) =>
+        new Promise<void>((resolve) => {
+          let st: http2.ClientHttp2Stream;
+          try {
+            st = s.request({ ":method": "CONNECT", ":authority": `${a(2, 10)}:8080` }, {
+              endStream: false,
+            });
+          } catch {
+            return resolve();
+          }
+          abandoned++;
+          st.on("error", () => {});
+          st.on("close", () => resolve());
+          // Half abandon at once, half after the tunnel is up.
+          if (i % 2 === 0) st.close(http2.constants.NGHTTP2_CANCEL);
+          else st.on("response", () => st.close(http2.constants.NGHTTP2_CANCEL));
+        })));
+    }
+    session.destroy();
+    console.log(`abandoned ${abandoned} streams over ${sessions} connection(s)`);
+    assertEquals(abandoned >= 10_000, true, `only ${abandoned} streams were opened`);
+    await assertEventually(
+      () =>
+        z.hboneServer!.openStreams === 0 && z.registry.size === 0 && appSockets.size === 0 &&
+        z.hboneServer!.sessions === 0,
+      { timeoutMs: 20_000 },
+    );
+  } finally {
+    app.close();
+    await mesh.close();
+  }
+});
