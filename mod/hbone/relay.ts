@@ -2,7 +2,8 @@
  * Copies bytes both ways between two duplex streams (a TCP socket and an
  * HTTP/2 stream), keeping order, honouring back-pressure, passing half-close
  * (end of one direction) through and turning an error on either side into
- * an abort of the other.
+ * an abort of the other: a TCP socket is reset (RST, not FIN, so the app can
+ * tell an abort from a clean end), an HTTP/2 stream gets RST_STREAM.
  *
  * @module
  */
@@ -45,8 +46,8 @@ export function relay(
     };
     const fail = (err: Error) => {
       if (!error) error = err;
-      if (!a.destroyed) a.destroy();
-      if (!b.destroyed) b.destroy();
+      abort(a);
+      abort(b);
       finish();
     };
     const pump = (from: Duplex, to: Duplex, count: (n: number) => void) => {
@@ -72,12 +73,32 @@ export function relay(
       });
       s.on("close", () => {
         if (done) return;
-        // A side closed without finishing both directions: abort the other.
-        const other = s === a ? b : a;
-        if (!(a.writableFinished && b.writableFinished)) {
+        // A side that closed after both of its directions ended cleanly is
+        // done; the other side still flushes its end. Anything else is an
+        // abort, passed on as one.
+        if (!(s.readableEnded && s.writableFinished) || wasReset(s)) {
           fail(error ?? new Error(`${s === a ? "first" : "second"} side closed early`));
-        } else if (!other.destroyed) other.destroy();
+        }
       });
     }
   });
+}
+
+/** Tears a side down: RST for a TCP socket, RST_STREAM (via destroy) for an HTTP/2 stream. */
+function abort(s: Duplex): void {
+  if (s.destroyed) return;
+  const reset = (s as Duplex & { resetAndDestroy?: () => void }).resetAndDestroy;
+  if (typeof reset === "function" && "remoteAddress" in s) {
+    try {
+      reset.call(s);
+      return;
+    } catch { /* not connected: plain destroy */ }
+  }
+  s.destroy();
+}
+
+/** Whether an HTTP/2 stream ended by RST_STREAM (its readable side may still have "ended"). */
+function wasReset(s: Duplex): boolean {
+  const h2 = s as Duplex & { aborted?: boolean; rstCode?: number };
+  return h2.aborted === true || (h2.rstCode !== undefined && h2.rstCode !== 0);
 }

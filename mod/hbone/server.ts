@@ -228,6 +228,17 @@ export class HboneServer {
     const stopKeepalive = keepalive(session, this.options.keepalive ?? DEFAULT_KEEPALIVE, () => {
       log.info("HBONE client stopped answering PINGs; closing", { peer: identity });
     });
+    // A client that finished TLS but never sends its HTTP/2 preface and
+    // SETTINGS (or a first stream) holds a socket for nothing: drop it.
+    const prefaceMs = this.options.handshakeTimeoutMs ?? 10_000;
+    const preface = setTimeout(() => {
+      log.info("HBONE client sent no HTTP/2 preface in time; closing", {
+        peer: identity,
+        timeoutMs: prefaceMs,
+      });
+      session.destroy();
+    }, prefaceMs);
+    session.once("remoteSettings", () => clearTimeout(preface));
     let idle: ReturnType<typeof setTimeout> | undefined;
     const idleMs = this.options.idleTimeoutMs ?? 600_000;
     const armIdle = () => {
@@ -240,6 +251,7 @@ export class HboneServer {
     session.on("error", (err) => log.debug("HBONE session error", { error: err.message }));
     session.on("close", () => {
       clearTimeout(idle);
+      clearTimeout(preface);
       stopKeepalive();
       this.#sessions.delete(session);
     });

@@ -42,6 +42,8 @@ export interface ZtunnelOptions {
   readonly ports?: { hbone?: number; plaintext?: number };
   /** HBONE keepalive timings (tests). */
   readonly keepalive?: KeepaliveOptions;
+  /** TLS handshake and HTTP/2 preface deadline of the HBONE server (tests; default 10 s). */
+  readonly handshakeTimeoutMs?: number;
   /** Run without the data plane (identity only). */
   readonly dataPlane?: boolean;
 }
@@ -128,6 +130,7 @@ export class Ztunnel {
       certificateFor: (sni) => this.#servingCert(sni),
       onTunnel: (t) => handleHboneTunnel(ctx, t),
       keepalive: this.options.keepalive,
+      handshakeTimeoutMs: this.options.handshakeTimeoutMs,
     });
     this.#plaintext = await servePlaintext(
       { ...ctx, snapshot: () => this.options.store.current },

@@ -32,7 +32,7 @@ export interface TestMesh {
   /** Starts a ztunnel for `node` in this process. */
   ztunnel(
     node: string,
-    opts?: { keepalive?: { intervalMs: number; timeoutMs: number } },
+    opts?: { keepalive?: { intervalMs: number; timeoutMs: number }; handshakeTimeoutMs?: number },
   ): Promise<Ztunnel>;
   /** Rewrites the config file and waits until every started ztunnel applied it. */
   reconfigure(yaml: string): Promise<void>;
@@ -76,6 +76,7 @@ export async function testMesh(yaml: string, trustDomain = "ambit.test"): Promis
           bundlePem: caPem,
           logger,
           keepalive: opts.keepalive,
+          handshakeTimeoutMs: opts.handshakeTimeoutMs,
         });
         await z.certs.idle();
         z.hboneServer?.refresh();
@@ -118,4 +119,50 @@ export async function testMesh(yaml: string, trustDomain = "ambit.test"): Promis
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
+}
+
+/**
+ * Two nodes (node-a at 127.N.1.1 with workload `client` at .1.10; node-b at
+ * .2.1 with `echo` at .2.10, outbound VIPs off) and Service `echo`
+ * (VIP 127.N.3.1, port 80 → 8080), all enrolled; `extra` is appended.
+ */
+export function twoNodeConfig(a: (n: number, h: number) => string, extra = "") {
+  return `
+apiVersion: ambit.io/v1alpha1
+kind: Mesh
+metadata: { name: mesh }
+spec: { trustDomain: ambit.test }
+---
+apiVersion: ambit.io/v1alpha1
+kind: Node
+metadata: { name: node-a }
+spec: { address: ${a(1, 1)} }
+---
+apiVersion: ambit.io/v1alpha1
+kind: Node
+metadata: { name: node-b }
+spec: { address: ${a(2, 1)}, outbound: { vips: false } }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: apps, labels: { istio.io/dataplane-mode: ambient } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: client, namespace: apps }
+spec: { node: node-a, address: ${a(1, 10)}, serviceAccount: client, labels: { app: client } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: echo, namespace: apps }
+spec: { node: node-b, address: ${a(2, 10)}, serviceAccount: echo, labels: { app: echo } }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: echo, namespace: apps }
+spec:
+  clusterIP: ${a(3, 1)}
+  selector: { app: echo }
+  ports: [{ name: tcp, port: 80, targetPort: 8080 }]
+${extra}`;
 }

@@ -3,49 +3,8 @@
  * app, real TLS and HTTP/2 between them.
  */
 import { assertEquals, assertEventually, assertIncludes } from "../_util/asserts.ts";
-import { addressBlock, testMesh } from "./_mesh.ts";
+import { addressBlock, testMesh, twoNodeConfig as meshConfig } from "./_mesh.ts";
 import { echoServer, talk } from "./_apps.ts";
-
-function meshConfig(a: (n: number, h: number) => string, policy = "") {
-  return `
-apiVersion: ambit.io/v1alpha1
-kind: Mesh
-metadata: { name: mesh }
-spec: { trustDomain: ambit.test }
----
-apiVersion: ambit.io/v1alpha1
-kind: Node
-metadata: { name: node-a }
-spec: { address: ${a(1, 1)} }
----
-apiVersion: ambit.io/v1alpha1
-kind: Node
-metadata: { name: node-b }
-spec: { address: ${a(2, 1)}, outbound: { vips: false } }
----
-apiVersion: v1
-kind: Namespace
-metadata: { name: apps, labels: { istio.io/dataplane-mode: ambient } }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: client, namespace: apps }
-spec: { node: node-a, address: ${a(1, 10)}, serviceAccount: client, labels: { app: client } }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: echo, namespace: apps }
-spec: { node: node-b, address: ${a(2, 10)}, serviceAccount: echo, labels: { app: echo } }
----
-apiVersion: v1
-kind: Service
-metadata: { name: echo, namespace: apps }
-spec:
-  clusterIP: ${a(3, 1)}
-  selector: { app: echo }
-  ports: [{ name: tcp, port: 80, targetPort: 8080 }]
-${policy}`;
-}
 
 Deno.test("a connection to a Service VIP reaches the app on another node through HBONE", async () => {
   const a = addressBlock();
