@@ -132,7 +132,10 @@ Deno.test({
         l.msg === "outbound connection refused: not attributed to a workload"
       );
       assertEquals(refusal?.uid, 4343);
-      assertIncludes(String(refusal?.reason), "uid 4343 runs none of apps/batch (user 4242)");
+      assertIncludes(
+        String(refusal?.reason),
+        "uid 4343 runs none of apps/web (user nobody), apps/batch (user 4242)",
+      );
     } finally {
       app.close();
       await mesh.close();
