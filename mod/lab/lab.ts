@@ -183,8 +183,21 @@ async function showTraffic(
     const allowed = await ask("127.0.2.1", 9090, "hello from reviews-v1", reviews.address);
     out(`  reviews-v1 → ratings via node-b port 127.0.2.1:9090:`);
     out(`    ${allowed.reply || `no reply (${allowed.error ?? "closed"})`}`);
-    const sleep = s.workloads.get("shop/sleep")!;
+    const productpage = s.workloads.get("shop/productpage")!;
     const from = nodeB.records.length;
+    const across = await ask(svc.vip, 9090, "hello from productpage", productpage.address);
+    const carried = await nodeB.waitForRecord((r) => r.msg === "inbound connection closed", {
+      from,
+    }).catch(() => undefined);
+    out(`  productpage → ratings VIP ${svc.vip}:9090 (node-a → HBONE mTLS → node-b):`);
+    out(`    ${across.reply || `no reply (${across.error ?? "closed"})`}`);
+    if (carried) {
+      out(
+        `    node-b: ${carried.sourceIdentity} → ${carried.destinationIdentity}, ` +
+          `${carried.received} bytes in, ${carried.sent} bytes out`,
+      );
+    }
+    const sleep = s.workloads.get("shop/sleep")!;
     const denied = await ask(svc.vip, 9090, "hello from sleep", sleep.address);
     out(`  sleep → ratings VIP ${svc.vip}:9090 (node-a → HBONE → node-b):`);
     if (denied.reply) out(`    unexpected reply: ${denied.reply}`);
