@@ -40,7 +40,11 @@ export const ztunnelCommand: Command = {
 Loads the mesh config, keeps it current (file changes and SIGHUP reload it;
 an invalid change is rejected and the last good config stays in force),
 obtains and renews certificates for the enrolled workloads placed on --node,
-and serves the admin API (/certs, /config_dump) on --admin.`,
+and runs the data plane: the HBONE server on the node's address :15008
+(mutual TLS 1.3, HTTP/2 CONNECT, L4 authorization), plaintext inbound on
+:15006 (PERMISSIVE only), and userspace outbound capture on Service VIPs and
+Node spec.outbound.ports. The admin API (/certs, /config_dump,
+/stats/prometheus) listens on --admin.`,
   examples: [
     "ambit ztunnel --config /etc/ambit/mesh --node node-a --credential /etc/ambit/node",
     "ambit ztunnel --config config/lab --node node-a --ca-dir ./lab-ca   # lab only",

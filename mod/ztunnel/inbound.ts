@@ -100,6 +100,9 @@ export interface ConnectionRecord {
 export function handleHboneTunnel(ctx: InboundContext, t: ServerTunnel): void {
   const log = ctx.logger;
   if (t.method !== "CONNECT") return void t.reject("bad_request", `method ${t.method}`);
+  if (t.headers[":protocol"] !== undefined) {
+    return void t.reject("bad_request", "extended CONNECT (:protocol) is not HBONE");
+  }
   const parsed = parseAuthority(t.authority);
   if (!parsed.ok) return void t.reject("bad_authority", parsed.reason);
   const target = parsed.target;
