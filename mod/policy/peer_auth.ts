@@ -3,6 +3,13 @@
  * workload (selector) > namespace > mesh (root namespace); UNSET inherits;
  * default PERMISSIVE, as Istio.
  *
+ * As in Istio, a selector policy counts only in the workload's own
+ * namespace when that is not the root namespace (a selector policy in the
+ * root namespace is ignored), `portLevelMtls` counts only on the workload
+ * policy, and among several policies at one level the oldest
+ * (`creationTimestamp`, then name) wins. DISABLE is returned as written; at
+ * a ztunnel it accepts plaintext like PERMISSIVE (HBONE is always mutual TLS).
+ *
  * @module
  */
 import type { Resource } from "../config/kind.ts";
@@ -14,33 +21,48 @@ export type MtlsMode = "STRICT" | "PERMISSIVE" | "DISABLE";
 // deno-lint-ignore no-explicit-any
 type Spec = any;
 
-/** The mode for traffic to `w` on workload port `port`. */
+/** Oldest first; a missing timestamp counts as oldest (Kubernetes' zero time), then by name. */
+function oldestFirst(a: Resource, b: Resource): number {
+  const t = (r: Resource) => {
+    const ms = Date.parse(r.metadata.creationTimestamp ?? "");
+    return Number.isNaN(ms) ? -Infinity : ms;
+  };
+  const ta = t(a), tb = t(b);
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
+}
+
+function selectorOf(r: Resource): Readonly<Record<string, string>> | undefined {
+  const sel = (r.spec as Spec)?.selector?.matchLabels;
+  return sel && Object.keys(sel).length > 0 ? sel : undefined;
+}
+
+/**
+ * The mode for traffic to `w` on workload port `port`.
+ *
+ * @example
+ * // With a mesh-wide `mtls: {mode: STRICT}` in the root namespace and nothing more specific:
+ * mtlsModeFor(snapshot, snapshot.workloads.get("shop/web")!, 8080); // "STRICT"
+ */
 export function mtlsModeFor(s: Snapshot, w: Workload, port: number): MtlsMode {
   const idx = s.peerAuthentications.byNamespace;
-  const oldestFirst = (a: Resource, b: Resource) =>
-    String(a.metadata.creationTimestamp ?? "").localeCompare(
-      String(b.metadata.creationTimestamp ?? ""),
-    ) || a.metadata.name.localeCompare(b.metadata.name);
+  const root = s.mesh.rootNamespace;
   const inNs = [...(idx.get(w.namespace) ?? [])].sort(oldestFirst);
-  const root = w.namespace === s.mesh.rootNamespace
-    ? []
-    : [...(idx.get(s.mesh.rootNamespace) ?? [])].sort(oldestFirst);
-  const hasSel = (r: Resource) =>
-    Object.keys((r.spec as Spec)?.selector?.matchLabels ?? {}).length > 0;
-  const levels: (Resource | undefined)[] = [
-    inNs.find((r) => hasSel(r) && matches((r.spec as Spec).selector.matchLabels, w.labels)),
-    inNs.find((r) => !hasSel(r)),
-    root.find((r) => !hasSel(r)),
+  const inRoot = w.namespace === root ? inNs : [...(idx.get(root) ?? [])].sort(oldestFirst);
+  const workload = w.namespace === root ? undefined : inNs.find((r) => {
+    const sel = selectorOf(r);
+    return sel !== undefined && matches(sel, w.labels);
+  });
+  const namespace = w.namespace === root ? undefined : inNs.find((r) => !selectorOf(r));
+  const mesh = inRoot.find((r) => !selectorOf(r));
+  const modes: (string | undefined)[] = [
+    (workload?.spec as Spec)?.portLevelMtls?.[String(port)]?.mode,
+    (workload?.spec as Spec)?.mtls?.mode,
+    (namespace?.spec as Spec)?.mtls?.mode,
+    (mesh?.spec as Spec)?.mtls?.mode,
   ];
-  for (const [i, r] of levels.entries()) {
-    if (!r) continue;
-    const spec: Spec = r.spec ?? {};
-    if (i === 0) {
-      const pl = spec.portLevelMtls?.[String(port)]?.mode;
-      if (pl && pl !== "UNSET") return pl;
-    }
-    const m = spec.mtls?.mode;
-    if (m && m !== "UNSET") return m;
+  for (const m of modes) {
+    if (m === "STRICT" || m === "PERMISSIVE" || m === "DISABLE") return m;
   }
   return "PERMISSIVE";
 }

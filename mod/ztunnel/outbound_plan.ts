@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { canonicalIp } from "../config/formats.ts";
 import type { Endpoint, ServiceInfo, Snapshot, Workload } from "../config/snapshot.ts";
 import { formatAuthority, type HostPort } from "../hbone/authority.ts";
 import type { TunnelFailure } from "../hbone/errors.ts";
@@ -42,7 +43,7 @@ export function outboundListeners(s: Snapshot, view: LocalView): OutboundListene
   for (const p of view.node.outbound.ports) {
     const m = p.listen.match(/^\[?([0-9a-fA-F.:]+?)\]?:([0-9]+)$/)!;
     out.push({
-      ip: m[1],
+      ip: canonicalIp(m[1]),
       port: Number(m[2]),
       service: p.service,
       servicePort: p.port,
@@ -101,47 +102,68 @@ export interface OutboundRequest {
   readonly random?: () => number;
 }
 
-/** Decides the hop for a connection to a Service port. */
+/**
+ * Decides the hop for a connection to a Service port, as Istio's ztunnel:
+ * a service waypoint (for `service` or `all` traffic) gets HBONE with the
+ * original VIP:port as `:authority`, unless the source is that waypoint;
+ * otherwise an endpoint is picked and gets HBONE to its node's 15008 with
+ * its own address and target port, plaintext to its node's 15006 when the
+ * source has no identity, or straight TCP when it is not in the mesh.
+ *
+ * @example
+ * planOutbound(snapshot, { service: "shop/web", port: 80, source, node: "node-a" });
+ * // { kind: "hbone", nextHop: { ip: "10.0.0.2", port: 15008 }, authority: "10.1.0.12:8080", ... }
+ */
 export function planOutbound(s: Snapshot, req: OutboundRequest): OutboundPlan {
   const svc = s.services.get(req.service);
-  if (!svc) {
-    return { kind: "fail", failure: "no_healthy_endpoint", detail: `no service ${req.service}` };
+  if (!svc) return noEndpoint(`no service ${req.service}`);
+  if (!svc.ports.some((p) => p.port === req.port)) {
+    return noEndpoint(
+      `service ${svc.key} has no port ${req.port} (ports: ${
+        svc.ports.map((p) => p.port).join(", ")
+      })`,
+    );
   }
-  const vipTarget = formatAuthority({ ip: svc.vip, port: req.port });
   const wp = svc.waypoint ? s.waypoints.get(svc.waypoint) : undefined;
+  if (svc.waypoint && !wp) {
+    // The config names a waypoint for this service; going around it would skip its policy.
+    return noEndpoint(
+      `service ${svc.key} uses waypoint ${svc.waypoint}, which is not a known waypoint; refusing to bypass it`,
+    );
+  }
   if (
     wp && req.source && wp.identity !== req.source.identity &&
     (wp.for === "service" || wp.for === "all")
   ) {
-    const node = s.nodes.get(wp.node);
     return {
       kind: "hbone",
       nextHop: { ip: wp.address, port: wp.port },
-      authority: vipTarget,
+      authority: formatAuthority({ ip: svc.vip, port: req.port }),
       expected: [wp.identity],
       waypoint: wp.key,
       hostname: svc.hostname,
-      ...(node ? {} : {}),
     };
   }
   const ep = pickEndpoint(svc, req);
-  if (!ep) {
-    return {
-      kind: "fail",
-      failure: "no_healthy_endpoint",
-      detail: `service ${svc.key} has no endpoint for port ${req.port}`,
-    };
-  }
+  if (!ep) return noEndpoint(noEndpointDetail(svc, req.port));
+  return planToEndpoint(s, svc, ep, req);
+}
+
+/** The endpoint level: HBONE, plaintext or straight TCP to the chosen endpoint. */
+function planToEndpoint(
+  s: Snapshot,
+  svc: ServiceInfo,
+  ep: Endpoint,
+  req: OutboundRequest,
+): OutboundPlan {
   const w = s.workloads.get(ep.workload)!;
   const node = s.nodes.get(ep.node)!;
   const target = { ip: ep.address, port: ep.ports[req.port] };
   if (!w.enrolled) {
     if (ep.node !== req.node && isLoopbackIp(ep.address)) {
-      return {
-        kind: "fail",
-        failure: "no_healthy_endpoint",
-        detail: `endpoint ${w.key} is not in the mesh and listens on loopback on node ${ep.node}`,
-      };
+      return noEndpoint(
+        `endpoint ${w.key} is not in the mesh and listens on loopback on node ${ep.node}`,
+      );
     }
     return { kind: "direct", destination: target, endpoint: w.key, hostname: svc.hostname };
   }
@@ -162,6 +184,27 @@ export function planOutbound(s: Snapshot, req: OutboundRequest): OutboundPlan {
     endpoint: w.key,
     hostname: svc.hostname,
   };
+}
+
+function noEndpoint(detail: string): OutboundPlan {
+  return { kind: "fail", failure: "no_healthy_endpoint", detail };
+}
+
+/** Why {@link pickEndpoint} found nothing, in the operator's terms. */
+function noEndpointDetail(svc: ServiceInfo, port: number): string {
+  if (svc.endpoints.length === 0) return `service ${svc.key} has no endpoints`;
+  const serving = svc.endpoints.filter((e) => e.ports[port] !== undefined);
+  if (serving.length === 0) {
+    const target = svc.ports.find((p) => p.port === port)?.targetPort;
+    return `service ${svc.key} has no endpoint for port ${port}${
+      typeof target === "string" ? ` (no endpoint has its target port ${target})` : ""
+    }`;
+  }
+  const names = serving.slice(0, 3).map((e) => e.workload).join(", ") +
+    (serving.length > 3 ? ` and ${serving.length - 3} more` : "");
+  return `service ${svc.key} has no endpoint with a weight above 0 for port ${port} (${names} ${
+    serving.length === 1 ? "has" : "have"
+  } weight 0)`;
 }
 
 /** Weighted random choice among endpoints serving the port, healthy ones first. */
