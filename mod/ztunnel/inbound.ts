@@ -117,9 +117,13 @@ export function handleHboneTunnel(ctx: InboundContext, t: ServerTunnel): void {
     return void t.reject(resolved.failure, resolved.detail);
   }
   const w = resolved.workload;
+  // The client workload's address, from the `forwarded` header the sending
+  // ztunnel sets (Istio's ztunnel originates from the pod's own IP instead;
+  // ambit cannot), else the sending node's address.
+  const source = forwardedFor(t.headers["forwarded"]) ?? t.peerAddress;
   const conn: L4Connection = {
     sourceIdentity: t.peerIdentity,
-    sourceIp: t.peerAddress.ip,
+    sourceIp: source.ip,
     destinationIp: target.ip,
     destinationPort: target.port,
   };
@@ -134,11 +138,19 @@ export function handleHboneTunnel(ctx: InboundContext, t: ServerTunnel): void {
     });
     return void t.reject("denied", decision.reason);
   }
+  if (decision.dryRun) {
+    log.info("inbound connection allowed; a dry-run policy would deny it", {
+      source: t.peerIdentity,
+      workload: w.key,
+      destination: t.authority,
+      dryRun: decision.dryRun,
+    });
+  }
   deliver(ctx, {
     workload: w,
     target,
     conn,
-    source: forwardedFor(t.headers["forwarded"]) ?? t.peerAddress,
+    source,
     peerLabel: `${t.peerAddress.ip}:${t.peerAddress.port}`,
     closed: () => t.closed,
     onClose: (fn) => t.onClose(fn),

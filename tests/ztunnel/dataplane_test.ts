@@ -153,3 +153,28 @@ Deno.test("a workload that opts into PROXY protocol learns the caller's SPIFFE I
     await mesh.close();
   }
 });
+
+Deno.test("ipBlocks and source.ip match the client workload's address, not its node's", async () => {
+  const a = addressBlock();
+  const policy = (cidr: string) =>
+    `---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: by-address, namespace: apps }
+spec:
+  selector: { matchLabels: { app: echo } }
+  rules: [{ from: [{ source: { ipBlocks: ["${cidr}"] } }] }]`;
+  const mesh = await testMesh(meshConfig(a, policy(`${a(1, 10)}/32`)));
+  const app = await echoServer(a(2, 10), 8080);
+  try {
+    await mesh.ztunnel("node-a");
+    await mesh.ztunnel("node-b");
+    assertEquals((await talk(a(3, 1), 80, "by workload", a(1, 10))).reply, "echo:by workload");
+    await mesh.reconfigure(meshConfig(a, policy(`${a(1, 1)}/32`)));
+    assertEquals((await talk(a(3, 1), 80, "by node", a(1, 10))).reply, "");
+    assertEquals(app.connections, 1);
+  } finally {
+    app.close();
+    await mesh.close();
+  }
+});
