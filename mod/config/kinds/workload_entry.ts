@@ -68,7 +68,7 @@ export const workloadEntrySpec = obj({
   locality: opt(str({ name: "locality" }), "region/zone/subzone; defaults to the node's."),
   weight: opt(
     int({ min: 0, max: 4294967295 }),
-    "Load-balancing weight among a service's endpoints (default 1).",
+    "Load-balancing weight among a service's endpoints (default 1). ambit: 0 takes the endpoint out of rotation (Istio reads 0 as unset, i.e. 1).",
   ),
   network: opt(str(), "Istio network name. ambit has one flat network; only informational."),
   node: opt(
