@@ -1,0 +1,639 @@
+/**
+ * The multi-host test bed: three network-namespace hosts on a bridge, the CA
+ * service, one real `ambit ztunnel` process per host and real apps, set up
+ * as in a real deployment (README "Identity and certificates"): `ambit ca
+ * init`, one `ambit ca issue-node` credential per host, `ambit ca serve` on
+ * the wire, ztunnels that reach it through `Mesh spec.ca.address`, and one
+ * config directory that every process watches.
+ *
+ * ```text
+ *   host-a  10.213.N.11        host-b  10.213.N.12                    host-c  10.213.N.13
+ *   client-a (sa client-a)     echo     .12:8080        ns apps       client-c (sa client-c)
+ *      │                       private  127.0.0.1:9090  ns apps          │
+ *      ▼                       ledger   .12:7070        ns legacy        ▼
+ *   ztunnel ════ HBONE ══════▶ ztunnel :15008 ◀═══════ HBONE ═══════ ztunnel
+ *      └─── veth ─── br0 in the wire namespace (.1, ambit ca serve :15012) ─── veth ───┘
+ * ```
+ *
+ * Needs root and `ip netns` (ignored otherwise); CI runs it.
+ */
+import { assertEquals, assertEventually, assertIncludes, assertOk } from "../_util/asserts.ts";
+import { runAmbit } from "../_util/proc.ts";
+import { selfCommand } from "../../mod/lab/self.ts";
+import type { TalkResult } from "./_app.ts";
+import {
+  Bed,
+  cleanStaleNetns,
+  type Host,
+  NETNS_PREFIX,
+  type NetnsProcess,
+  netnsUnavailable,
+  sh,
+} from "./_netns.ts";
+import { containsBytes, type TcpSegment, tcpSegments } from "./_pcap.ts";
+
+const UNAVAILABLE = netnsUnavailable();
+const TD = "ambit.netns";
+const APP = new URL("./_app.ts", import.meta.url).pathname;
+/** Service VIPs on loopback: every host's ztunnel listens on them in its own namespace. */
+const VIP = { echo: "127.213.0.10", private: "127.213.0.11", ledger: "127.213.0.12" };
+const id = (ns: string, sa: string) => `spiffe://${TD}/ns/${ns}/sa/${sa}`;
+const CLIENT_A = id("apps", "client-a");
+const CLIENT_C = id("apps", "client-c");
+/** Start-up deadline per process: generous, as CI machines may be busy. */
+const START_MS = 30_000;
+
+interface MeshOptions {
+  /** Label namespace `legacy` with istio.io/dataplane-mode: ambient. */
+  legacyAmbient?: boolean;
+  /** Extra YAML documents (policies). */
+  extra?: string[];
+}
+
+function meshYaml(bed: Bed, o: MeshOptions = {}): string {
+  const docs = [
+    `apiVersion: ambit.io/v1alpha1
+kind: Mesh
+metadata: { name: mesh }
+spec: { trustDomain: ${TD}, ca: { address: "${bed.wire.address}:15012" } }`,
+    ...bed.hosts.map((h) =>
+      `apiVersion: ambit.io/v1alpha1
+kind: Node
+metadata: { name: host-${h.name} }
+spec: { address: ${h.address} }`
+    ),
+    `apiVersion: v1
+kind: Namespace
+metadata: { name: apps, labels: { istio.io/dataplane-mode: ambient } }`,
+    `apiVersion: v1
+kind: Namespace
+metadata: { name: legacy${
+      o.legacyAmbient ? ", labels: { istio.io/dataplane-mode: ambient }" : ""
+    } }`,
+    workload("apps", "client-a", "host-a"),
+    workload("apps", "client-c", "host-c"),
+    workload("apps", "echo", "host-b"),
+    workload("apps", "private", "host-b", "127.0.0.1"),
+    workload("legacy", "ledger", "host-b"),
+    service("apps", "echo", VIP.echo, 80, 8080),
+    service("apps", "private", VIP.private, 9090, 9090),
+    service("legacy", "ledger", VIP.ledger, 7070, 7070),
+    ...(o.extra ?? []),
+  ];
+  return docs.join("\n---\n") + "\n";
+}
+
+function workload(ns: string, name: string, node: string, address?: string): string {
+  return `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: ${name}, namespace: ${ns} }
+spec:
+  node: ${node}
+  serviceAccount: ${name}
+  labels: { app: ${name} }${address ? `\n  address: ${address}` : ""}`;
+}
+
+function service(ns: string, name: string, vip: string, port: number, target: number): string {
+  return `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${ns} }
+spec:
+  clusterIP: ${vip}
+  selector: { app: ${name} }
+  ports: [{ name: tcp, port: ${port}, targetPort: ${target} }]`;
+}
+
+function policy(name: string, action: "ALLOW" | "DENY", principals: string[]): string {
+  return `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: ${name}, namespace: apps }
+spec:
+  selector: { matchLabels: { app: echo } }
+  action: ${action}
+  rules: [{ from: [{ source: { principals: [${
+    principals.map((p) => JSON.stringify(p.replace("spiffe://", ""))).join(", ")
+  }] } }] }]`;
+}
+
+/** The ambit mesh running on a bed. */
+class Mesh {
+  readonly ztunnels = new Map<string, NetnsProcess>();
+  readonly apps = new Map<string, NetnsProcess>();
+  ca?: NetnsProcess;
+  #yaml = "";
+
+  constructor(readonly bed: Bed, readonly dir: string) {}
+
+  get configDir(): string {
+    return `${this.dir}/mesh`;
+  }
+
+  /** CA, credentials, CA service, ztunnels and apps; resolves when every identity has its certificate. */
+  async start(): Promise<void> {
+    await Deno.mkdir(this.configDir);
+    await this.#write(meshYaml(this.bed));
+    const init = await runAmbit([
+      "ca",
+      "init",
+      "--trust-domain",
+      TD,
+      "--out",
+      `${this.dir}/ca`,
+      "--intermediate",
+    ]);
+    assertEquals(init.code, 0, init.stderr);
+    await Promise.all(this.bed.hosts.map(async (h) => {
+      const r = await runAmbit([
+        "ca",
+        "issue-node",
+        `host-${h.name}`,
+        "--ca",
+        `${this.dir}/ca`,
+        "--out",
+        `${this.dir}/cred-${h.name}`,
+      ]);
+      assertEquals(r.code, 0, r.stderr);
+    }));
+    this.ca = this.bed.spawn("ambit ca serve", this.bed.wire.netns, [
+      ...selfCommand(),
+      "ca",
+      "serve",
+      "--config",
+      this.configDir,
+      "--ca",
+      `${this.dir}/ca`,
+      "--listen",
+      `${this.bed.wire.address}:15012`,
+      "--admin",
+      "off",
+      "--log-format",
+      "json",
+    ]);
+    await this.ca.waitForRecord((r) => r.msg === "CA service listening", { timeoutMs: START_MS });
+    const b = this.bed.host("b");
+    await Promise.all([
+      this.startApp("echo", b, b.address, 8080),
+      this.startApp("private", b, "127.0.0.1", 9090),
+      this.startApp("ledger", b, b.address, 7070),
+      this.startZtunnel("a", [CLIENT_A]),
+      this.startZtunnel("b", [id("apps", "echo"), id("apps", "private")]),
+      this.startZtunnel("c", [CLIENT_C]),
+    ]);
+  }
+
+  /** Starts host `name`'s ztunnel; resolves when it holds a certificate for each of `ids`. */
+  async startZtunnel(name: string, ids: string[]): Promise<NetnsProcess> {
+    const z = this.bed.spawn(`ztunnel host-${name}`, this.bed.host(name).netns, [
+      ...selfCommand(),
+      "ztunnel",
+      "--config",
+      this.configDir,
+      "--node",
+      `host-${name}`,
+      "--credential",
+      `${this.dir}/cred-${name}`,
+      "--log-format",
+      "json",
+    ]);
+    this.ztunnels.set(name, z);
+    await z.waitForRecord((r) => r.msg === "config loaded", { timeoutMs: START_MS });
+    for (const i of ids) {
+      await z.waitForRecord((r) => r.msg === "certificate issued" && r.identity === i, {
+        timeoutMs: START_MS,
+      });
+    }
+    return z;
+  }
+
+  async startApp(name: string, host: Host, ip: string, port: number): Promise<NetnsProcess> {
+    const app = this.bed.spawn(`app ${name}`, host.netns, [
+      Deno.execPath(),
+      "run",
+      "--allow-net",
+      APP,
+      "serve",
+      name,
+      ip,
+      String(port),
+    ]);
+    this.apps.set(name, app);
+    await app.waitForRecord((r) => r.event === "listening", { timeoutMs: START_MS });
+    return app;
+  }
+
+  /** Connections the app `name` accepted so far. */
+  accepted(name: string): number {
+    return this.apps.get(name)!.records.filter((r) => r.event === "accepted").length;
+  }
+
+  /** Runs the sample client in `host`'s namespace. */
+  async talk(
+    host: string,
+    ip: string,
+    port: number,
+    payload: { text: string } | { size: number },
+  ): Promise<TalkResult> {
+    const r = await this.bed.run(this.bed.host(host).netns, [
+      Deno.execPath(),
+      "run",
+      "--allow-net",
+      APP,
+      "talk",
+      ip,
+      String(port),
+      ...("text" in payload ? ["--text", payload.text] : ["--size", String(payload.size)]),
+    ]);
+    const line = r.stdout.trim().split("\n").pop() ?? "";
+    if (r.code !== 0 || !line.startsWith("{")) {
+      throw new Error(`client on host-${host} exited ${r.code}: ${r.stderr}${r.stdout}`);
+    }
+    return JSON.parse(line);
+  }
+
+  /** Rewrites the config; resolves when the CA and every running ztunnel applied it. */
+  async reconfigure(o: MeshOptions): Promise<void> {
+    const yaml = meshYaml(this.bed, o);
+    if (yaml === this.#yaml) return;
+    const procs = [this.ca!, ...this.ztunnels.values()];
+    const marks = procs.map((p) => p.records.length);
+    await this.#write(yaml);
+    await Promise.all(
+      procs.map((p, i) =>
+        p.waitForRecord((r) => r.msg === "config reload applied", { from: marks[i] })
+      ),
+    );
+  }
+
+  async #write(yaml: string): Promise<void> {
+    // Write, then rename: the watchers never read a half-written file.
+    await Deno.writeTextFile(`${this.configDir}/.mesh.yaml.tmp`, yaml);
+    await Deno.rename(`${this.configDir}/.mesh.yaml.tmp`, `${this.configDir}/mesh.yaml`);
+    this.#yaml = yaml;
+  }
+
+  /** Records with message `msg` that host `name`'s ztunnel logged from index `from` on. */
+  since(name: string, from: number, msg: string): Record<string, unknown>[] {
+    return this.ztunnels.get(name)!.records.slice(from).filter((r) => r.msg === msg);
+  }
+}
+
+/** A running `tcpdump -w` on one interface of the wire namespace. */
+interface Capture {
+  /** The file as written so far (tcpdump writes every packet at once). */
+  read(): Promise<Uint8Array>;
+  /** Stops tcpdump; returns the whole file. */
+  stop(): Promise<Uint8Array>;
+}
+
+async function capture(bed: Bed, iface: string, file: string): Promise<Capture> {
+  // --immediate-mode: without it, packets wait in the kernel ring buffer and
+  // a capture stopped soon after the traffic may hold none of them.
+  const p = bed.spawn(`tcpdump ${iface}`, bed.wire.netns, [
+    "tcpdump",
+    "-i",
+    iface,
+    "-n",
+    "-U",
+    "--immediate-mode",
+    "-s",
+    "0",
+    "-Z",
+    "root",
+    "-w",
+    file,
+    "tcp",
+  ]);
+  await assertEventually(() => p.lines.some((l) => l.includes("listening on")) || p.exited, {
+    message: "tcpdump did not start",
+  });
+  if (p.exited) throw new Error(p.log());
+  return {
+    read: () => Deno.readFile(file),
+    async stop() {
+      p.kill("SIGINT");
+      await p.status();
+      return await Deno.readFile(file);
+    },
+  };
+}
+
+/** A segment, for failure messages. */
+function describe(s: TcpSegment): string {
+  return `${s.src}:${s.srcPort} > ${s.dst}:${s.dstPort} ${s.payload.length} bytes`;
+}
+
+/** {@link assertEventually} for checks that return a value once the condition holds. */
+async function eventually<T>(
+  check: () => T | undefined | Promise<T | undefined>,
+  options: { timeoutMs?: number; message?: string } = {},
+): Promise<T> {
+  return (await assertEventually(check, { intervalMs: 50, ...options }))!;
+}
+
+/** `name pid=N peer=IP` from an app's header line. */
+function parseHeader(h: string): { name: string; pid: number; peer: string } | undefined {
+  const m = h.match(/^(\S+) pid=(\d+) peer=(\S+)$/);
+  return m ? { name: m[1], pid: Number(m[2]), peer: m[3] } : undefined;
+}
+
+Deno.test({
+  name: "multi-host bed: three namespace hosts, real ztunnels, CA service and apps",
+  ignore: UNAVAILABLE !== undefined,
+}, async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "ambit-netns-" });
+  try {
+    const bed = await Bed.create(["a", "b", "c"]);
+    try {
+      await meshSteps(t, bed, dir);
+    } finally {
+      if (Deno.env.get("AMBIT_NETNS_LOGS")) console.error(bed.logs());
+      await bed.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The steps of the multi-host test, on a fresh bed. */
+async function meshSteps(t: Deno.TestContext, bed: Bed, dir: string): Promise<void> {
+  const mesh = new Mesh(bed, dir);
+  const [a, b] = [bed.host("a"), bed.host("b")];
+  const step = (name: string, fn: () => Promise<void>) =>
+    t.step({
+      name,
+      fn: async () => {
+        try {
+          await fn();
+        } catch (e) {
+          console.error(bed.logs());
+          throw e;
+        }
+      },
+    });
+  try {
+    await mesh.start();
+    const echoPid = mesh.apps.get("echo")!.pid;
+
+    await step(
+      "a client on host A reaches the app on host B through a VIP and HBONE; 4 MiB echo intact",
+      async () => {
+        const from = mesh.ztunnels.get("b")!.records.length;
+        const hello = await eventually(async () => {
+          const r = await mesh.talk("a", VIP.echo, 80, { text: "hello over the wire" });
+          return r.reply === "hello over the wire" ? r : undefined;
+        }, { timeoutMs: 15_000, message: "no echo through the mesh" });
+        // B's ztunnel delivered it locally: the app sees B's own address, not host A's.
+        assertEquals(parseHeader(hello.header), { name: "echo", pid: echoPid, peer: b.address });
+
+        const size = 4 * 1024 * 1024;
+        const big = await mesh.talk("a", VIP.echo, 80, { size });
+        assertEquals(big.error, undefined);
+        assertEquals(big.bytes, size);
+        assertEquals(big.receivedSha256, big.sentSha256);
+
+        const inbound = await eventually(() =>
+          mesh.since("b", from, "inbound connection closed").find((r) =>
+            Number(r.received) === size
+          )
+        );
+        assertEquals(inbound.sourceIdentity, CLIENT_A);
+        assertEquals(inbound.destinationIdentity, id("apps", "echo"));
+        assertEquals(inbound.workload, "apps/echo");
+        assertEquals(Number(inbound.sent), size + hello.header.length + 1);
+      },
+    );
+
+    await step(
+      "a capture on the wire shows port 15008 and no plaintext; a plaintext control shows the marker",
+      async () => {
+        const marker = `AMBIT-MARKER-${crypto.randomUUID()}`;
+        const needle = new TextEncoder().encode(marker);
+
+        const hboneBytes = (pcap: Uint8Array) =>
+          tcpSegments(pcap).filter((s) =>
+            (s.dstPort === 15008 && s.dst === b.address) ||
+            (s.srcPort === 15008 && s.src === b.address)
+          ).reduce((n, s) => n + s.payload.length, 0);
+
+        // Control: the same app, straight to its address, bypassing the mesh.
+        const control = await capture(bed, b.wireIf, `${dir}/control.pcap`);
+        const direct = await mesh.talk("a", b.address, 8080, { text: marker });
+        assertEquals(direct.reply, marker);
+        await eventually(async () => containsBytes(await control.read(), needle), {
+          message: "the control capture never showed the plaintext marker",
+        });
+        const controlPcap = await control.stop();
+        const controlSegs = tcpSegments(controlPcap);
+        assertOk(
+          controlSegs.some((s) =>
+            s.dstPort === 8080 && s.dst === b.address && containsBytes(s.payload, needle)
+          ),
+          `the marker went to port 8080 in plaintext; captured: ${
+            controlSegs.map(describe).join("; ")
+          }`,
+        );
+
+        const cap = await capture(bed, b.wireIf, `${dir}/mesh.pcap`);
+        const viaMesh = await mesh.talk("a", VIP.echo, 80, { text: marker });
+        assertEquals(viaMesh.reply, marker);
+        // Both directions of the marker (request and echo) cross as TLS records on 15008.
+        await eventually(async () => hboneBytes(await cap.read()) > 2 * marker.length, {
+          message: "no HBONE traffic captured",
+        });
+        const meshPcap = await cap.stop();
+        assertEquals(
+          containsBytes(meshPcap, needle),
+          false,
+          "the marker crossed the wire in plaintext",
+        );
+        // Between host A and host B, every byte of payload went to or came from port 15008.
+        // (Segments without payload may be stragglers of the control connection closing.)
+        const ab = new Set([a.address, b.address]);
+        const segs = tcpSegments(meshPcap).filter((s) => ab.has(s.src) && ab.has(s.dst));
+        const plain = segs.filter((s) =>
+          s.payload.length > 0 && s.srcPort !== 15008 && s.dstPort !== 15008
+        );
+        assertEquals(plain.map(describe), [], "payload outside HBONE between host A and host B");
+        // What crossed is TLS: application-data records (type 23, legacy version 3.3).
+        assertOk(
+          segs.some((s) =>
+            s.dstPort === 15008 && s.payload[0] === 23 && s.payload[1] === 3 && s.payload[2] === 3
+          ),
+          "TLS application data from host A to host B's port 15008",
+        );
+      },
+    );
+
+    await step(
+      "L4 AuthorizationPolicy allows and denies by SPIFFE identity across hosts",
+      async () => {
+        const zb = mesh.ztunnels.get("b")!;
+        // ALLOW only client-a: client-c (another host, another identity) is refused.
+        await mesh.reconfigure({ extra: [policy("echo-allow", "ALLOW", [CLIENT_A])] });
+        let from = zb.records.length;
+        let accepted = mesh.accepted("echo");
+        const denied = await mesh.talk("c", VIP.echo, 80, { text: "from c" });
+        assertEquals([denied.header, denied.bytes], ["", 0], "a denied client gets no bytes");
+        const d = await zb.waitForRecord((r) => r.msg === "inbound connection denied", { from });
+        assertEquals([d.source, d.policy], [CLIENT_C, "apps/echo-allow"]);
+        assertEquals(mesh.accepted("echo"), accepted, "the app never saw the denied connection");
+        assertEquals((await mesh.talk("a", VIP.echo, 80, { text: "from a" })).reply, "from a");
+
+        // ALLOW both, DENY client-a: now client-a is refused and client-c gets through.
+        await mesh.reconfigure({
+          extra: [
+            policy("echo-allow", "ALLOW", [CLIENT_A, CLIENT_C]),
+            policy("echo-deny", "DENY", [CLIENT_A]),
+          ],
+        });
+        from = zb.records.length;
+        accepted = mesh.accepted("echo");
+        const deniedA = await mesh.talk("a", VIP.echo, 80, { text: "from a" });
+        assertEquals([deniedA.header, deniedA.bytes], ["", 0]);
+        const d2 = await zb.waitForRecord((r) => r.msg === "inbound connection denied", { from });
+        assertEquals([d2.source, d2.policy], [CLIENT_A, "apps/echo-deny"]);
+        assertEquals(mesh.accepted("echo"), accepted);
+        const allowedC = await mesh.talk("c", VIP.echo, 80, { text: "from c" });
+        assertEquals(allowedC.reply, "from c");
+        assertEquals(mesh.accepted("echo"), accepted + 1);
+
+        await mesh.reconfigure({});
+        assertEquals(
+          (await mesh.talk("a", VIP.echo, 80, { text: "open again" })).reply,
+          "open again",
+        );
+      },
+    );
+
+    await step(
+      "an app bound to loopback on host B is unreachable from host A directly, reachable through the mesh",
+      async () => {
+        const privatePid = mesh.apps.get("private")!.pid;
+        for (const ip of [b.address, "127.0.0.1"]) {
+          const r = await mesh.talk("a", ip, 9090, { text: "direct" });
+          assertEquals(
+            [r.connected, r.error],
+            [false, "ConnectionRefused"],
+            `direct to ${ip}:9090`,
+          );
+        }
+        const r = await eventually(async () => {
+          const r = await mesh.talk("a", VIP.private, 9090, { text: "via mesh" });
+          return r.reply === "via mesh" ? r : undefined;
+        });
+        assertEquals(parseHeader(r.header), {
+          name: "private",
+          pid: privatePid,
+          peer: "127.0.0.1",
+        });
+      },
+    );
+
+    await step(
+      "labelling a namespace ambient in the config file enrolls its running app without a restart",
+      async () => {
+        await mesh.reconfigure({});
+        const ledger = mesh.apps.get("ledger")!;
+        const zb = mesh.ztunnels.get("b")!;
+        // Not enrolled: host A's ztunnel sends it straight to the app, in plaintext.
+        const before = await mesh.talk("a", VIP.ledger, 7070, { text: "before" });
+        assertEquals(before.reply, "before");
+        assertEquals(parseHeader(before.header), {
+          name: "ledger",
+          pid: ledger.pid,
+          peer: a.address,
+        });
+
+        const from = zb.records.length;
+        await mesh.reconfigure({ legacyAmbient: true });
+        await zb.waitForRecord(
+          (r) => r.msg === "workload enrolled" && r.workload === "legacy/ledger",
+          {
+            from,
+          },
+        );
+        const after = await eventually(async () => {
+          const r = await mesh.talk("a", VIP.ledger, 7070, { text: "after" });
+          return parseHeader(r.header)?.peer === b.address ? r : undefined;
+        }, { timeoutMs: 15_000, message: "ledger traffic never came through host B's ztunnel" });
+        assertEquals(after.reply, "after");
+        assertEquals(parseHeader(after.header)?.pid, ledger.pid);
+        assertEquals(ledger.exited, false, "the app kept running");
+        const inbound = await eventually(() =>
+          mesh.since("b", from, "inbound connection closed").find((r) =>
+            r.workload === "legacy/ledger"
+          )
+        );
+        assertEquals(inbound.sourceIdentity, CLIENT_A);
+        assertEquals(inbound.destinationIdentity, id("legacy", "ledger"));
+        await mesh.reconfigure({});
+      },
+    );
+
+    await step(
+      "restarting host B's ztunnel neither restarts nor breaks the app; new connections work again",
+      async () => {
+        const old = mesh.ztunnels.get("b")!;
+        old.kill("SIGKILL");
+        await old.status();
+        // The app is untouched while its ztunnel is down.
+        const local = await mesh.talk("b", b.address, 8080, { text: "local" });
+        assertEquals(parseHeader(local.header)?.pid, echoPid);
+        assertEquals(local.reply, "local");
+        const down = await mesh.talk("a", VIP.echo, 80, { text: "while down" });
+        assertEquals(down.bytes, 0, "no path through the mesh while host B's ztunnel is down");
+
+        await mesh.startZtunnel("b", [id("apps", "echo"), id("apps", "private")]);
+        const r = await eventually(async () => {
+          const r = await mesh.talk("a", VIP.echo, 80, { text: "after restart" });
+          return r.reply === "after restart" ? r : undefined;
+        }, { timeoutMs: 15_000, message: "no echo after the ztunnel restart" });
+        assertEquals(parseHeader(r.header)?.pid, echoPid);
+        assertEquals(mesh.apps.get("echo")!.exited, false);
+        assertIncludes(r.header, `peer=${b.address}`);
+      },
+    );
+    await step("every ambit process stops cleanly on SIGTERM", async () => {
+      for (const [name, z] of mesh.ztunnels) {
+        assertEquals(await z.stop(), 0, `ztunnel host-${name}: ${z.log()}`);
+      }
+      assertEquals(await mesh.ca!.stop(), 0, mesh.ca!.log());
+    });
+  } catch (e) {
+    console.error(bed.logs());
+    throw e;
+  }
+}
+
+Deno.test({
+  name: "the bed removes namespaces, and what runs in them, left behind by a crashed run",
+  ignore: UNAVAILABLE !== undefined,
+}, async () => {
+  // A pid that is surely gone: a process that already exited.
+  const gone = new Deno.Command("true").spawn();
+  await gone.status;
+  const stale = `${NETNS_PREFIX}${gone.pid}-0-wire`;
+  await sh(["ip", "netns", "add", stale]);
+  const orphan = new Deno.Command("ip", {
+    args: ["netns", "exec", stale, "sleep", "300"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await eventually(async () =>
+      (await sh(["ip", "netns", "pids", stale])).stdout.trim() !== "" || undefined
+    );
+    // (A parallel run's clean-up may get there first; either way it must be gone.)
+    await cleanStaleNetns();
+    const status = await orphan.status;
+    assertEquals(status.signal, "SIGKILL");
+    assertEquals((await sh(["ip", "netns", "list"])).stdout.includes(stale), false);
+  } finally {
+    try {
+      orphan.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await orphan.status;
+    await sh(["ip", "netns", "del", stale], { allowFail: true });
+  }
+});
