@@ -16,6 +16,7 @@ import { proxyHeaderForPeer } from "../hbone/proxy_protocol.ts";
 import { relay } from "../hbone/relay.ts";
 import type { ServerTunnel } from "../hbone/server.ts";
 import { AMBIT_PORTS } from "../hbone/settings.ts";
+import { isLoopback } from "./host_addresses.ts";
 import { evaluateL4, type L4Connection, type L4PolicyCache } from "../policy/authz.ts";
 import type { ConnectionRegistry } from "./connections.ts";
 import type { LocalView } from "./local_view.ts";
@@ -25,21 +26,22 @@ export type InboundTarget =
   | { readonly ok: true; readonly workload: Workload }
   | { readonly ok: false; readonly failure: TunnelFailure; readonly detail: string };
 
-/** Whether `ip` is a loopback address. */
-export function isLoopback(ip: string): boolean {
-  return ip.startsWith("127.") || ip === "::1";
-}
-
 /**
  * Which local workload `target` names. Refuses ambit's own ports on the
- * node's addresses, addresses with no workload on this node (400), and
- * workloads not in the mesh or not serving the port when several share the
- * address (503).
+ * host's addresses and addresses with no workload on this node (400); a
+ * port declared by a workload outside the mesh, and, on addresses the host
+ * itself owns (`isHostAddress`: loopback, its interfaces, where services
+ * bound to 0.0.0.0 answer too), any port no enrolled workload declares
+ * (spec.ports, Service targetPorts) (503). On an address the host does not
+ * own, a lone enrolled workload serves every port, as an Istio pod does.
  */
-export function resolveInbound(view: LocalView, target: HostPort): InboundTarget {
-  if (
-    AMBIT_PORTS.has(target.port) && (target.ip === view.node.address || isLoopback(target.ip))
-  ) {
+export function resolveInbound(
+  view: LocalView,
+  target: HostPort,
+  isHostAddress: (ip: string) => boolean = (ip) => isLoopback(ip) || ip === view.node.address,
+): InboundTarget {
+  const hostOwned = isHostAddress(target.ip) || target.ip === view.node.address;
+  if (AMBIT_PORTS.has(target.port) && hostOwned) {
     return { ok: false, failure: "self_port", detail: `port ${target.port}` };
   }
   const at = view.byAddress.get(target.ip) ?? [];
@@ -58,16 +60,27 @@ export function resolveInbound(view: LocalView, target: HostPort): InboundTarget
       detail: `${at.map((w) => w.key).join(", ")} not in the mesh`,
     };
   }
-  if (enrolled.length === 1) return { ok: true, workload: enrolled[0] };
-  const serving = enrolled.filter((w) => view.knownPorts.get(w.key)?.has(target.port));
-  if (serving.length === 0) {
+  const declares = (w: Workload) => view.knownPorts.get(w.key)?.has(target.port) === true;
+  const serving = enrolled.filter(declares);
+  if (serving.length > 0) return { ok: true, workload: serving[0] };
+  const owner = at.find(declares);
+  if (owner) {
     return {
       ok: false,
       failure: "no_workload",
-      detail: `no workload at ${target.ip} serves port ${target.port}`,
+      detail:
+        `port ${target.port} at ${target.ip} belongs to ${owner.key}, which is not in the mesh`,
     };
   }
-  return { ok: true, workload: serving[0] };
+  if (enrolled.length === 1 && !hostOwned) return { ok: true, workload: enrolled[0] };
+  return {
+    ok: false,
+    failure: "no_workload",
+    detail: `no workload at ${target.ip} declares port ${target.port}` +
+      (hostOwned
+        ? " (on the host's own addresses only declared ports are served: add it to the WorkloadEntry's spec.ports or a Service's targetPort)"
+        : ""),
+  };
 }
 
 /** What inbound handling reads from the running ztunnel. */
@@ -76,6 +89,8 @@ export interface InboundContext {
   view(): LocalView;
   policies(): L4PolicyCache;
   connectTimeoutMs(): number;
+  /** Whether an address is the host's own (loopback, an interface's); see resolveInbound. */
+  isHostAddress(ip: string): boolean;
   readonly registry: ConnectionRegistry;
   /** Called when a connection closes, for telemetry. */
   onClosed?(e: ConnectionRecord): void;
@@ -107,7 +122,7 @@ export function handleHboneTunnel(ctx: InboundContext, t: ServerTunnel): void {
   if (!parsed.ok) return void t.reject("bad_authority", parsed.reason);
   const target = parsed.target;
   const view = ctx.view();
-  const resolved = resolveInbound(view, target);
+  const resolved = resolveInbound(view, target, (ip) => ctx.isHostAddress(ip));
   if (!resolved.ok) {
     log.info("inbound tunnel refused", {
       source: t.peerIdentity,

@@ -92,7 +92,7 @@ function handle(ctx: PlaintextContext, sock: net.Socket, h: ProxyHeader): void {
     return void sock.destroy();
   }
   const target = h.destination;
-  const resolved = resolveInbound(ctx.view(), target);
+  const resolved = resolveInbound(ctx.view(), target, (ip) => ctx.isHostAddress(ip));
   if (!resolved.ok) {
     log.info("plaintext inbound refused", { peer: peer.ip, reason: resolved.detail });
     return void sock.destroy();

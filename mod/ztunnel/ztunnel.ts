@@ -26,6 +26,7 @@ import { ConnectionRegistry } from "./connections.ts";
 import { handleHboneTunnel, type InboundContext } from "./inbound.ts";
 import { Outbound } from "./outbound.ts";
 import { servePlaintext } from "./plaintext.ts";
+import { HostAddresses } from "./host_addresses.ts";
 import { parseDuration } from "../config/formats.ts";
 
 /** Options for {@link Ztunnel.start}. */
@@ -60,6 +61,7 @@ export class Ztunnel {
   #outbound?: Outbound;
   #policies?: { snapshot: Snapshot; cache: L4PolicyCache };
   #offReload: () => void;
+  #hostAddresses = new HostAddresses();
   #refreshTimer?: ReturnType<typeof setInterval>;
 
   private constructor(readonly options: ZtunnelOptions) {
@@ -120,6 +122,7 @@ export class Ztunnel {
       view: () => this.#view,
       policies: () => this.#policyCache(),
       connectTimeoutMs: () => this.#connectTimeoutMs(),
+      isHostAddress: (ip) => this.#hostAddresses.has(ip),
       registry: this.registry,
     };
     this.#hbone = await HboneServer.listen({

@@ -2,6 +2,7 @@
  * Hot reload: in-process against the store (worker compile, real files, real
  * file watching) and against a real `ambit ztunnel` process.
  */
+import { addressBlock } from "../_util/addresses.ts";
 import { assertEquals, assertIncludes, assertOk, assertRejects } from "../_util/asserts.ts";
 import { AmbitProcess } from "../_util/proc.ts";
 import { ConfigStore } from "../../mod/config/store.ts";
@@ -11,7 +12,7 @@ import { initCaDir } from "../../mod/identity/ca_dir.ts";
 const NODES = `apiVersion: ambit.io/v1alpha1
 kind: Node
 metadata: {name: node-a}
-spec: {address: 127.${20 + Math.floor(Math.random() * 200)}.9.1}
+spec: {address: ${addressBlock()(9, 1)}}
 `;
 
 function namespace(ambient: boolean): string {

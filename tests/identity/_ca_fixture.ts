@@ -1,4 +1,5 @@
 /** A running CA service on a temporary config, with node credentials. */
+import { addressBlock } from "../_util/addresses.ts";
 import https from "node:https";
 import { ConfigStore } from "../../mod/config/store.ts";
 import { type CaMaterial, initCaDir, loadCaDir } from "../../mod/identity/ca_dir.ts";
@@ -20,12 +21,12 @@ export function meshYaml(nodes: string[]): string {
     "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}",
   ];
   // Unique loopback addresses: ztunnels bind their node address, and tests run in parallel.
-  const block = 20 + Math.floor(Math.random() * 200);
+  const a = addressBlock();
   nodes.forEach((n, i) => {
     docs.push(
-      `apiVersion: ambit.io/v1alpha1\nkind: Node\nmetadata: {name: ${n}}\nspec: {address: 127.${block}.${
-        i + 1
-      }.1}`,
+      `apiVersion: ambit.io/v1alpha1\nkind: Node\nmetadata: {name: ${n}}\nspec: {address: ${
+        a(i + 1, 1)
+      }}`,
     );
   });
   if (nodes.includes("node-a")) {

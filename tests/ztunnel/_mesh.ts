@@ -16,13 +16,7 @@ import {
   toPem,
 } from "../../mod/identity/certs.ts";
 
-let nextOctet = 100 + Math.floor(Math.random() * 100);
-
-/** A fresh 127.N.0.0/16 block for one test: `addr(node, host)` gives 127.N.node.host. */
-export function addressBlock(): (node: number, host: number) => string {
-  const n = (nextOctet++ % 150) + 60 + (Deno.pid % 40);
-  return (node, host) => `127.${n}.${node}.${host}`;
-}
+export { addressBlock } from "../_util/addresses.ts";
 
 /** A test mesh on disk with its CA. */
 export interface TestMesh {

@@ -34,12 +34,22 @@ metadata: { name: apps, labels: { istio.io/dataplane-mode: ambient } }
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: { name: echo, namespace: apps }
-spec: { node: node-b, address: ${a(2, 10)}, serviceAccount: echo, labels: { app: echo } }
+spec:
+  node: node-b
+  address: ${a(2, 10)}
+  serviceAccount: echo
+  labels: { app: echo }
+  ports: { tcp: 8080, spare: 8081 }
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: { name: blocked, namespace: apps }
-spec: { node: node-b, address: ${a(2, 11)}, serviceAccount: blocked, labels: { app: blocked } }
+spec:
+  node: node-b
+  address: ${a(2, 11)}
+  serviceAccount: blocked
+  labels: { app: blocked }
+  ports: { tcp: 8080 }
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -130,6 +140,7 @@ Deno.test("HBONE server: each request gets the documented answer; bad TLS peers 
       ["not local", connect(`${a(9, 9)}:8080`), 400, "not a workload address on node node-b"],
       ["own port", connect(`${a(2, 1)}:15000`), 400, "ambit's own ports"],
       ["refused", connect(`${a(2, 10)}:8081`), 503, "refused"],
+      ["undeclared port", connect(`${a(2, 10)}:22`), 503, "no workload at"],
     ];
     for (const [name, headers, status, text] of cases) {
       const r = await request(hop, friend, headers);
