@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { LoggedChild, type LogRecord } from "../../mod/lab/process.ts";
 
 /** Prefix of every namespace the bed creates: `ambit-nt-<pid>-<seq>-<host>`. */
 export const NETNS_PREFIX = "ambit-nt-";
@@ -102,124 +103,21 @@ export interface Host {
 }
 
 /** A parsed JSON line from a child's stdout or stderr. */
-export type JsonRecord = Record<string, unknown>;
+export type JsonRecord = LogRecord;
 
 /**
  * A long-running process inside a namespace (`ip netns exec` execs the
  * command, so {@link pid} is the program's own pid). Lines of stdout and
  * stderr are kept; JSON lines are parsed into {@link records}.
  */
-export class NetnsProcess {
-  readonly lines: string[] = [];
-  readonly records: JsonRecord[] = [];
-  readonly pid: number;
-  readonly #child: Deno.ChildProcess;
-  readonly #done: Promise<void>;
-  #waiters: (() => void)[] = [];
-  #exited = false;
-
-  constructor(readonly label: string, readonly netns: string, readonly argv: readonly string[]) {
-    this.#child = new Deno.Command("ip", {
-      args: ["netns", "exec", netns, ...argv],
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.pid = this.#child.pid;
-    const onLine = (l: string) => {
-      this.lines.push(l);
-      if (l.startsWith("{")) {
-        try {
-          this.records.push(JSON.parse(l));
-        } catch { /* not JSON */ }
-      }
-    };
-    this.#done = Promise.all([
-      this.#pump(this.#child.stdout, onLine),
-      this.#pump(this.#child.stderr, onLine),
-      this.#child.status,
-    ]).then(() => {
-      this.#exited = true;
-      this.#wake();
-    });
-  }
-
-  /** Whether the process has exited (and its output ended). */
-  get exited(): boolean {
-    return this.#exited;
-  }
-
-  async #pump(stream: ReadableStream<Uint8Array>, onLine: (l: string) => void): Promise<void> {
-    let buf = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      let nl;
-      while ((nl = buf.indexOf("\n")) !== -1) {
-        onLine(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-      }
-      this.#wake();
-    }
-    if (buf) onLine(buf);
-  }
-
-  #wake(): void {
-    for (const w of this.#waiters.splice(0)) w();
-  }
-
-  /** Its output so far, for failure messages. */
-  log(): string {
-    return `--- ${this.label} (pid ${this.pid}, netns ${this.netns}) ---\n${this.lines.join("\n")}`;
-  }
-
-  /**
-   * Waits for a record matching `pred` at index `from` or later; rejects when
-   * the process exits first or after `timeoutMs`, quoting its output.
-   */
-  async waitForRecord(
-    pred: (r: JsonRecord) => boolean,
-    options: { timeoutMs?: number; from?: number } = {},
-  ): Promise<JsonRecord> {
-    const deadline = Date.now() + (options.timeoutMs ?? 15_000);
-    while (true) {
-      const found = this.records.slice(options.from ?? 0).find(pred);
-      if (found) return found;
-      if (this.#exited) throw new Error(`${this.label} exited; its output:\n${this.log()}`);
-      if (Date.now() > deadline) throw new Error(`record not seen in time:\n${this.log()}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.max(1, Math.min(100, deadline - Date.now())));
-        this.#waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-  }
-
-  /** Sends a signal (ignored when the process is gone). */
-  kill(signal: Deno.Signal = "SIGTERM"): void {
-    try {
-      this.#child.kill(signal);
-    } catch { /* already gone */ }
-  }
-
-  /** Waits for exit and the end of its output; returns the exit code. */
-  async status(): Promise<number> {
-    const s = await this.#child.status;
-    await this.#done;
-    return s.code;
+export class NetnsProcess extends LoggedChild {
+  constructor(label: string, readonly netns: string, readonly argv: readonly string[]) {
+    super(["ip", "netns", "exec", netns, ...argv], { label: `${label} (netns ${netns})` });
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; returns the exit code. */
-  async stop(graceMs = 5_000): Promise<number> {
-    if (!this.#exited) this.kill("SIGTERM");
-    const t = setTimeout(() => this.kill("SIGKILL"), graceMs);
-    try {
-      return await this.status();
-    } finally {
-      clearTimeout(t);
-    }
+  override stop(graceMs = 5_000): Promise<number> {
+    return super.stop(graceMs);
   }
 }
 
