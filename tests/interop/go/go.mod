@@ -1,0 +1,3 @@
+module ambit.test/interop/hbonepeer
+
+go 1.19
