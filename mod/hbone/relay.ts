@@ -56,9 +56,10 @@ export function relay(
         if (!to.write(chunk)) from.pause();
       });
       to.on("drain", () => from.resume());
-      from.on("end", () => {
-        to.end();
-      });
+      // An HTTP/2 stream whose HEADERS carried END_STREAM has ended before
+      // the relay starts: pass that end on at once.
+      if (from.readableEnded) to.end();
+      else from.on("end", () => to.end());
     };
     pump(a, b, (n) => counters.aToB += n);
     pump(b, a, (n) => counters.bToA += n);
