@@ -17,6 +17,7 @@ import { relay } from "../hbone/relay.ts";
 import type { ServerTunnel } from "../hbone/server.ts";
 import { AMBIT_PORTS } from "../hbone/settings.ts";
 import { isLoopback } from "./host_addresses.ts";
+import { canonicalIp } from "../config/formats.ts";
 import { evaluateL4, type L4Connection, type L4PolicyCache } from "../policy/authz.ts";
 import type { ConnectionRegistry } from "./connections.ts";
 import type { LocalView } from "./local_view.ts";
@@ -122,6 +123,11 @@ export function handleHboneTunnel(ctx: InboundContext, t: ServerTunnel): void {
   if (!parsed.ok) return void t.reject("bad_authority", parsed.reason);
   const target = parsed.target;
   const view = ctx.view();
+  // A connection to a workload's own address carries tunnels to that workload only.
+  const dialed = canonicalIp(t.localAddress.ip.replace(/^::ffff:/i, ""));
+  if (dialed !== view.node.address && dialed !== canonicalIp(target.ip)) {
+    return void t.reject("bad_authority", `sent to ${dialed}:15008 but names ${target.ip}`);
+  }
   const resolved = resolveInbound(view, target, (ip) => ctx.isHostAddress(ip));
   if (!resolved.ok) {
     log.info("inbound tunnel refused", {

@@ -15,7 +15,7 @@ import type { CertificateSource } from "../identity/ca_client.ts";
 import { CertManager } from "../identity/cert_manager.ts";
 import type { Logger } from "../log/logger.ts";
 import { HbonePool } from "../hbone/pool.ts";
-import { HboneServer, type ServingCert } from "../hbone/server.ts";
+import { HboneServer, type HboneServerOptions, type ServingCert } from "../hbone/server.ts";
 import { HBONE_PORT, type KeepaliveOptions, PLAINTEXT_PORT } from "../hbone/settings.ts";
 import { isIdentitySni, sniForIdentity } from "../hbone/sni.ts";
 import { L4PolicyCache } from "../policy/authz.ts";
@@ -57,6 +57,10 @@ export class Ztunnel {
   readonly pool: HbonePool;
   #admin?: AdminServer;
   #hbone?: HboneServer;
+  /** HBONE listeners on workload addresses other than the node's, by address. */
+  #hboneByAddress = new Map<string, HboneServer>();
+  #inbound?: InboundContext;
+  #reconciling: Promise<void> = Promise.resolve();
   #plaintext?: net.Server;
   #outbound?: Outbound;
   #policies?: { snapshot: Snapshot; cache: L4PolicyCache };
@@ -125,16 +129,9 @@ export class Ztunnel {
       isHostAddress: (ip) => this.#hostAddresses.has(ip),
       registry: this.registry,
     };
-    this.#hbone = await HboneServer.listen({
-      listen: { ip: node.address, port: ports.hbone ?? HBONE_PORT },
-      logger: log.child({ component: "hbone-server" }),
-      trustDomain: () => this.options.store.current.mesh.trustDomain,
-      rootsPem: () => this.certs.rootsPem,
-      certificateFor: (sni) => this.#servingCert(sni),
-      onTunnel: (t) => handleHboneTunnel(ctx, t),
-      keepalive: this.options.keepalive,
-      handshakeTimeoutMs: this.options.handshakeTimeoutMs,
-    });
+    this.#inbound = ctx;
+    this.#hbone = await HboneServer.listen(this.#hboneOptions(node.address));
+    await this.#reconcileWorkloadListeners();
     this.#plaintext = await servePlaintext(
       { ...ctx, snapshot: () => this.options.store.current },
       { ip: node.address, port: ports.plaintext ?? PLAINTEXT_PORT },
@@ -147,13 +144,70 @@ export class Ztunnel {
       registry: this.registry,
     });
     await this.#outbound.apply();
-    this.#refreshTimer = setInterval(() => this.#hbone?.refresh(), 2000);
-    this.certs.idle().then(() => this.#hbone?.refresh(), () => {});
+    this.#refreshTimer = setInterval(() => this.#refreshServers(), 2000);
+    this.certs.idle().then(() => this.#refreshServers(), () => {});
     log.info("data plane listening", {
-      hbone: `${node.address}:${ports.hbone ?? HBONE_PORT}`,
+      hbone: [node.address, ...this.#hboneByAddress.keys()].map((ip) =>
+        `${ip}:${ports.hbone ?? HBONE_PORT}`
+      ),
       plaintext: `${node.address}:${ports.plaintext ?? PLAINTEXT_PORT}`,
       outbound: this.#outbound.listening.length,
     });
+  }
+
+  #hboneOptions(ip: string): HboneServerOptions {
+    const log = this.options.logger.child({ component: "hbone-server" });
+    return {
+      listen: { ip, port: this.options.ports?.hbone ?? HBONE_PORT },
+      logger: log,
+      trustDomain: () => this.options.store.current.mesh.trustDomain,
+      rootsPem: () => this.certs.rootsPem,
+      certificateFor: (sni) => this.#servingCert(sni, ip),
+      onTunnel: (t) => handleHboneTunnel(this.#inbound!, t),
+      keepalive: this.options.keepalive,
+      handshakeTimeoutMs: this.options.handshakeTimeoutMs,
+    };
+  }
+
+  /**
+   * Keeps an HBONE listener on every address of a local enrolled workload
+   * that the host owns, besides the node's own: a client that sends no SNI
+   * (Istio's ztunnel dials the pod's IP:15008) then gets the certificate of
+   * the workload at the address it dialed. Best effort: an address that
+   * cannot be bound is logged and served through the node's address only.
+   */
+  #reconcileWorkloadListeners(): Promise<void> {
+    this.#reconciling = this.#reconciling.then(async () => {
+      const node = this.#view.node.address;
+      const want = new Set(
+        [...this.#view.workloads.values()].map((w) => w.address).filter((ip) =>
+          ip !== node && this.#hostAddresses.has(ip)
+        ),
+      );
+      for (const [ip, srv] of this.#hboneByAddress) {
+        if (want.has(ip)) continue;
+        this.#hboneByAddress.delete(ip);
+        await srv.close(true);
+      }
+      for (const ip of want) {
+        if (this.#hboneByAddress.has(ip)) continue;
+        try {
+          this.#hboneByAddress.set(ip, await HboneServer.listen(this.#hboneOptions(ip)));
+        } catch (e) {
+          this.options.logger.warn("no HBONE listener on a workload address", {
+            address: ip,
+            error: (e as Error).message,
+            hint: `clients reach its workloads through the node's address ${node}`,
+          });
+        }
+      }
+    });
+    return this.#reconciling;
+  }
+
+  #refreshServers(): void {
+    this.#hbone?.refresh();
+    for (const s of this.#hboneByAddress.values()) s.refresh();
   }
 
   /** The node's current view. */
@@ -197,11 +251,22 @@ export class Ztunnel {
     for (const w of this.#policyCache().warnings()) this.options.logger.warn(w);
   }
 
-  /** The certificate for an SNI, or the default one for SNI-less clients. */
-  #servingCert(sni: string | undefined): ServingCert | undefined {
+  /**
+   * The certificate for an SNI; for SNI-less clients, that of the workloads
+   * at the dialed address when they share one identity, else the default.
+   */
+  #servingCert(sni: string | undefined, localIp: string): ServingCert | undefined {
     const ids = this.identities();
     let id: string | undefined;
     if (isIdentitySni(sni)) id = ids.find((i) => sniForIdentity(i) === sni);
+    if (!id && localIp !== this.#view.node.address) {
+      const at = new Set(
+        [...this.#view.workloads.values()].filter((w) => w.address === localIp).map((w) =>
+          w.identity
+        ),
+      );
+      if (at.size === 1) id = [...at][0];
+    }
     id ??= this.#defaultIdentity(ids);
     if (!id) return undefined;
     const c = this.certs.peek(id);
@@ -248,7 +313,12 @@ export class Ztunnel {
     this.#outbound?.apply().catch((e) =>
       log.error("outbound reconfiguration failed", { error: e })
     );
-    this.certs.idle().then(() => this.#hbone?.refresh(), () => {});
+    if (this.#hbone) {
+      this.#reconcileWorkloadListeners().catch((e) =>
+        log.error("HBONE listener reconfiguration failed", { error: e })
+      );
+    }
+    this.certs.idle().then(() => this.#refreshServers(), () => {});
   }
 
   /** Stops listeners, connections, timers and the admin server. */
@@ -259,6 +329,9 @@ export class Ztunnel {
     this.#plaintext?.close();
     this.registry.closeAll("ztunnel stopping");
     this.pool.close();
+    await this.#reconciling;
+    await Promise.all([...this.#hboneByAddress.values()].map((s) => s.close(true)));
+    this.#hboneByAddress.clear();
     await this.#hbone?.close(true);
     this.certs.close();
     await this.#admin?.close();

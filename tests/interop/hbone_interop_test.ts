@@ -240,7 +240,7 @@ Deno.test({
 
 Deno.test({
   name: "Go client on a node with several identities: ambit's identity SNI picks the " +
-    "destination's certificate; without SNI the node's default is shown",
+    "destination's certificate; without SNI, dialing the workload's address does",
   ignore: !haveGo,
   async fn() {
     const a = addressBlock();
@@ -260,17 +260,27 @@ Deno.test({
       assertEquals(withSni.beta.peer, [id("beta")], show(withSni));
       assertEquals(withSni.beta.status, 503, "no app listens; the tunnel itself was accepted");
       assertIncludes(withSni.beta.body ?? "", "upstream refused");
-      // An SNI-less client (Go by default, Istio's ztunnel) gets the node's
-      // default certificate, one of its identities; today the first (alpha),
-      // which a client expecting beta refuses (see the interop notes).
+      // An SNI-less client (Go by default, Istio's ztunnel) that dials the
+      // node's address gets the node's default certificate, one of its
+      // identities...
       const without = await probe();
       assertEquals(without.beta.peer?.length, 1, show(without));
       assertOk([id("alpha"), id("beta")].includes(without.beta.peer![0]), show(without));
-      if (without.beta.peer![0] !== id("beta")) {
-        console.log(
-          `interop: without SNI, node-c presents ${without.beta.peer} for a CONNECT to beta`,
-        );
-      }
+      // ...and one that dials the workload's own address, as Istio's ztunnel
+      // dials a pod's IP:15008, gets that workload's certificate.
+      const direct = await runGoClient({
+        ...creds,
+        addr: `${a(4, 11)}:15008`,
+        cases: [
+          { name: "beta", op: "status", authority: `${a(4, 11)}:8080` },
+          { name: "alpha", op: "status", authority: `${a(4, 10)}:8080` },
+        ],
+      });
+      assertEquals(direct.beta.peer, [id("beta")], show(direct));
+      assertEquals(direct.beta.status, 503, "no app listens; the tunnel itself was accepted");
+      // A connection to beta's address carries tunnels to beta only.
+      assertEquals(direct.alpha.status, 400, show(direct));
+      assertIncludes(direct.alpha.body ?? "", `names ${a(4, 10)}`);
     } finally {
       await mesh.close();
       await Deno.remove(dir, { recursive: true });
