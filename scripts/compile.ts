@@ -7,7 +7,7 @@
  *   deno task compile [--target x86_64-unknown-linux-gnu]
  */
 import { parseArgs } from "node:util";
-import { AMBIT_PERMISSIONS } from "../mod/permissions.ts";
+import { AMBIT_RUN_FLAGS } from "../mod/permissions.ts";
 
 const TARGETS = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"];
 const { values } = parseArgs({ options: { target: { type: "string", multiple: true } } });
@@ -18,7 +18,7 @@ for (const target of targets) {
   const out = `${root}dist/ambit-${target}`;
   const args = [
     "compile",
-    ...AMBIT_PERMISSIONS,
+    ...AMBIT_RUN_FLAGS,
     "--include",
     `${root}mod/config/worker.ts`,
     "--target",

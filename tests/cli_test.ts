@@ -3,7 +3,7 @@
  */
 import { assertEquals, assertIncludes, assertOk } from "./_util/asserts.ts";
 import { REPO_ROOT, runAmbit } from "./_util/proc.ts";
-import { AMBIT_PERMISSIONS } from "../mod/permissions.ts";
+import { AMBIT_RUN_FLAGS } from "../mod/permissions.ts";
 import { VERSION } from "../mod/version.ts";
 import { rootCommand } from "../mod/cli/main.ts";
 import { renderLabConfig, renderReadme } from "../scripts/generate.ts";
@@ -228,7 +228,7 @@ Deno.test("version prints ambit's and the runtime's versions", async () => {
 Deno.test("deno.json agrees with the code: version, permission flags, pinned Deno", async () => {
   const denoJson = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`));
   assertEquals(denoJson.version, VERSION);
-  assertEquals(denoJson.tasks.ambit, `deno run ${AMBIT_PERMISSIONS.join(" ")} main.ts`);
+  assertEquals(denoJson.tasks.ambit, `deno run ${AMBIT_RUN_FLAGS.join(" ")} main.ts`);
   const wrapper = await Deno.readTextFile(`${REPO_ROOT}scripts/deno`);
   assertIncludes(wrapper, `DENO_VERSION=${Deno.version.deno}`);
 });

@@ -16,15 +16,23 @@ export interface CompileResult {
   readonly issues: readonly ConfigIssue[];
   /** SHA-256 of the sources (names and contents), to tell real changes from touches. */
   readonly digest: string;
+  /** Total length of the source texts (decides where the next reload compiles). */
+  readonly bytes: number;
 }
 
 /** Compiles config sources into a snapshot. */
 export async function compileSources(sources: readonly SourceFile[]): Promise<CompileResult> {
-  return { ...compileSourcesSync(sources), digest: await digestSources(sources) };
+  return {
+    ...compileSourcesSync(sources),
+    digest: await digestSources(sources),
+    bytes: sources.reduce((n, s) => n + s.text.length, 0),
+  };
 }
 
 /** Same as {@link compileSources} without the digest (synchronous). */
-export function compileSourcesSync(sources: readonly SourceFile[]): Omit<CompileResult, "digest"> {
+export function compileSourcesSync(
+  sources: readonly SourceFile[],
+): Omit<CompileResult, "digest" | "bytes"> {
   const { resources, issues, lineOf } = parseSources(sources);
   const index = indexResources(resources, issues, lineOf);
   checkReferences(index, issues, lineOf);

@@ -54,7 +54,10 @@ export interface ConfigStoreOptions {
   debounceMs?: number;
   /** Reload on SIGHUP (default false; roles turn it on). */
   sighup?: boolean;
-  /** Compile in a Worker so the event loop never stalls (default true). */
+  /**
+   * Compile large configs (over {@link WORKER_THRESHOLD_BYTES}) in a Worker so
+   * the event loop never stalls (default true); false compiles on the main thread.
+   */
   worker?: boolean;
 }
 
@@ -102,7 +105,7 @@ export class ConfigStore {
   static async open(path: string, options: ConfigStoreOptions = {}): Promise<ConfigStore> {
     const { compile, close } = options.worker === false
       ? { compile: compilePath, close: () => {} }
-      : workerCompiler();
+      : adaptiveCompiler();
     let first: CompileResult;
     try {
       first = await compile(path);
@@ -307,6 +310,33 @@ export class ConfigStore {
   }
 }
 
+/**
+ * Configs up to this size compile on the main thread (a few milliseconds);
+ * larger ones in a Worker, so a reload never stalls the data plane.
+ */
+export const WORKER_THRESHOLD_BYTES = 128 * 1024;
+
+/**
+ * Compiles where it is cheapest: the first config (start-up, no traffic yet)
+ * and configs whose previous version was small on the main thread, the rest
+ * in a Worker made on first need (a Worker costs some 18 MiB, so small
+ * meshes never pay for one).
+ */
+function adaptiveCompiler(): { compile: Compiler; close: () => void } {
+  let worker: ReturnType<typeof workerCompiler> | undefined;
+  let lastBytes = 0;
+  return {
+    compile: async (path) => {
+      const r = lastBytes <= WORKER_THRESHOLD_BYTES
+        ? await compilePath(path)
+        : await (worker ??= workerCompiler()).compile(path);
+      lastBytes = r.bytes;
+      return r;
+    },
+    close: () => worker?.close(),
+  };
+}
+
 function workerCompiler(): { compile: Compiler; close: () => void } {
   const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
   let nextId = 1;
@@ -319,10 +349,10 @@ function workerCompiler(): { compile: Compiler; close: () => void } {
     if (!w) return;
     waiting.delete(e.data.id);
     if (e.data.ok) {
-      const { issues, digest, snapshot } = e.data.result;
-      if (!snapshot) w.resolve({ issues, digest });
+      const { issues, digest, bytes, snapshot } = e.data.result;
+      if (!snapshot) w.resolve({ issues, digest, bytes });
       else {decodeSnapshot(snapshot).then((s) =>
-          w.resolve({ issues, digest, snapshot: s }), w.reject);}
+          w.resolve({ issues, digest, bytes, snapshot: s }), w.reject);}
     } else {
       const err = e.data.code === "ECONFIGREAD"
         ? new ConfigReadError(e.data.error)

@@ -18,6 +18,7 @@ export interface WorkerRequest {
 export interface EncodedResult {
   readonly issues: CompileResult["issues"];
   readonly digest: string;
+  readonly bytes: number;
   readonly snapshot?: EncodedSnapshot;
 }
 
@@ -35,6 +36,7 @@ self_.onmessage = async (e: MessageEvent<WorkerRequest>) => {
     const result: EncodedResult = {
       issues: r.issues,
       digest: r.digest,
+      bytes: r.bytes,
       snapshot: r.snapshot ? encodeSnapshot(r.snapshot) : undefined,
     };
     self_.postMessage({ id, ok: true, result } satisfies WorkerReply);

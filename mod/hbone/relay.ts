@@ -51,8 +51,20 @@ export function relay(
       finish();
     };
     const pump = (from: Duplex, to: Duplex, count: (n: number) => void) => {
+      // Chunks that arrive in one turn (an HTTP/2 read yields one per DATA
+      // frame) leave in one write: cork until the microtask queue drains.
+      let corked = false;
+      const uncork = () => {
+        corked = false;
+        to.uncork();
+      };
       from.on("data", (chunk: Uint8Array) => {
         count(chunk.length);
+        if (!corked) {
+          corked = true;
+          to.cork();
+          queueMicrotask(uncork);
+        }
         if (!to.write(chunk)) from.pause();
       });
       to.on("drain", () => from.resume());

@@ -111,6 +111,11 @@ export class HboneServer {
       },
     });
     if (def) this.#defaultKey = contextKey(def, options.rootsPem());
+    // Tunnels carry interactive traffic: no Nagle delay; TCP keepalive finds dead peers too.
+    this.#server.on("connection", (socket: import("node:net").Socket) => {
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 30_000);
+    });
     this.#server.on("session", (s) => this.#onSession(s));
     this.#server.on("stream", (stream, headers) => this.#onStream(stream, headers));
     this.#server.on("unknownProtocol", (socket: tls.TLSSocket) => {

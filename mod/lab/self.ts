@@ -4,14 +4,14 @@
  *
  * @module
  */
-import { AMBIT_PERMISSIONS } from "../permissions.ts";
+import { AMBIT_RUN_FLAGS } from "../permissions.ts";
 
 /** The argv prefix that starts ambit (before the subcommand). */
 export function selfCommand(): string[] {
   const exec = Deno.execPath();
   const base = exec.slice(exec.lastIndexOf("/") + 1);
   if (base === "deno" || base === "deno.exe") {
-    return [exec, "run", ...AMBIT_PERMISSIONS, new URL("../../main.ts", import.meta.url).pathname];
+    return [exec, "run", ...AMBIT_RUN_FLAGS, new URL("../../main.ts", import.meta.url).pathname];
   }
   return [exec];
 }
