@@ -2,6 +2,7 @@
  * The HBONE server's answers to good and bad requests, with a raw HTTP/2
  * client (node:http2) holding certificates from the mesh CA or elsewhere.
  */
+import net from "node:net";
 import http2 from "node:http2";
 import tls from "node:tls";
 import { assertEquals, assertEventually, assertIncludes } from "../_util/asserts.ts";
@@ -39,7 +40,7 @@ spec:
   address: ${a(2, 10)}
   serviceAccount: echo
   labels: { app: echo }
-  ports: { tcp: 8080, spare: 8081 }
+  ports: { tcp: 8080, spare: 8081, stuck: 8082 }
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
@@ -266,6 +267,53 @@ Deno.test("10,000 streams opened and abandoned leave no stream, socket or connec
     );
   } finally {
     app.close();
+    await mesh.close();
+  }
+});
+
+Deno.test("an upstream that never accepts the connection gets 503 after the connect timeout", async () => {
+  const a = addressBlock();
+  const mesh = await testMesh(config(a));
+  // A listener with a full accept queue: Linux drops further SYNs, so a
+  // connect neither succeeds nor fails until the caller gives up.
+  const stuck = new Deno.Command("/usr/bin/python3", {
+    args: [
+      "-c",
+      "import socket,sys,time\ns=socket.socket()\ns.bind((sys.argv[1],8082))\ns.listen(0)\n" +
+      "print('ready',flush=True)\ntime.sleep(60)",
+      a(2, 10),
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const fillers: net.Socket[] = [];
+  try {
+    const reader = stuck.stdout.getReader();
+    await reader.read();
+    reader.releaseLock();
+    // Fill the accept queue (backlog 0 holds one, plus one in the SYN queue).
+    for (let i = 0; i < 3; i++) {
+      const s = net.connect({ host: a(2, 10), port: 8082 });
+      s.on("error", () => {});
+      fillers.push(s);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    await mesh.ztunnel("node-b");
+    const friend = await mesh.issue("spiffe://ambit.test/ns/apps/sa/friend");
+    const started = Date.now();
+    const r = await request(`${a(2, 1)}:15008`, friend, {
+      ":method": "CONNECT",
+      ":authority": `${a(2, 10)}:8082`,
+    });
+    assertEquals(r.status, 503, JSON.stringify(r));
+    assertIncludes(r.body, "upstream connect timed out");
+    const took = Date.now() - started;
+    assertEquals(took >= 900 && took < 5000, true, `answered after ${took} ms (timeout 1 s)`);
+  } finally {
+    for (const s of fillers) s.destroy();
+    stuck.kill();
+    await stuck.status;
+    await stuck.stdout.cancel().catch(() => {});
     await mesh.close();
   }
 });
