@@ -6,7 +6,18 @@
  */
 import { cidr, workloadSelector } from "../formats.ts";
 import { defineKind } from "../kind.ts";
-import { def, didYouMean, list, obj, opt, portString, str, unsupported } from "../schema.ts";
+import {
+  def,
+  didYouMean,
+  list,
+  obj,
+  opt,
+  type Path,
+  portString,
+  type Reporter,
+  str,
+  unsupported,
+} from "../schema.ts";
 import {
   checkTargeting,
   ISTIO_SECURITY,
@@ -15,6 +26,14 @@ import {
 } from "./policy_common.ts";
 
 const strings = (doc: string) => opt(list(str({ minLength: 1 })), doc);
+
+const serviceAccount = str({
+  name: "service account",
+  validate: (s) =>
+    /^([a-z0-9]([a-z0-9-]*[a-z0-9])?\/)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(s)
+      ? undefined
+      : `"${s}" is not <namespace>/<service account> or <service account>`,
+});
 
 const source = obj({
   principals: strings(
@@ -26,20 +45,10 @@ const source = obj({
   namespaces: strings("Peer namespaces."),
   notNamespaces: strings("Negative match of namespaces."),
   serviceAccounts: opt(
-    list(str({
-      name: "namespace/service account",
-      validate: (
-        s,
-      ) => (/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(s)
-        ? undefined
-        : `"${s}" is not <namespace>/<service account>`),
-    })),
-    "Peer service accounts as <namespace>/<name>.",
+    list(serviceAccount),
+    "Peer service accounts as <namespace>/<name>, or <name> in the policy's namespace.",
   ),
-  notServiceAccounts: opt(
-    list(str({ name: "namespace/service account" })),
-    "Negative match of serviceAccounts.",
-  ),
+  notServiceAccounts: opt(list(serviceAccount), "Negative match of serviceAccounts."),
   ipBlocks: opt(list(cidr()), "Peer IPs or CIDR blocks."),
   notIpBlocks: opt(list(cidr()), "Negative match of ipBlocks."),
   remoteIpBlocks: opt(list(cidr()), "Original client IPs (X-Forwarded-For) (L7)."),
@@ -47,10 +56,15 @@ const source = obj({
 }, {
   title: "Source",
   refine(s, at, r) {
-    if (s.serviceAccounts && (s.principals || s.namespaces)) {
+    const accounts = s.serviceAccounts
+      ? "serviceAccounts"
+      : s.notServiceAccounts
+      ? "notServiceAccounts"
+      : undefined;
+    if (accounts && (s.principals || s.notPrincipals || s.namespaces || s.notNamespaces)) {
       r.error(
-        [...at, "serviceAccounts"],
-        "serviceAccounts cannot be combined with principals or namespaces",
+        [...at, accounts],
+        `${accounts} cannot be combined with principals or namespaces (or their not* forms)`,
         "as upstream",
       );
     }
@@ -115,6 +129,31 @@ const condition = obj({
   },
 });
 
+/**
+ * Istio's validation: `from` and `to`, when present, are not empty, and
+ * neither are their `source` and `operation` (leave a field out to match
+ * anything; an empty one is almost always a mistake that would match all).
+ */
+function checkRuleNotEmpty(rule: Record<string, unknown>, at: Path, r: Reporter): void {
+  for (const [field, inner] of [["from", "source"], ["to", "operation"]] as const) {
+    const entries = rule[field] as Record<string, unknown>[] | undefined;
+    if (!Array.isArray(entries)) continue;
+    if (entries.length === 0) {
+      r.error(
+        [...at, field],
+        `\`${field}\` must not be empty`,
+        `leave it out to match any ${inner}`,
+      );
+    }
+    entries.forEach((e, i) => {
+      const v = e?.[inner];
+      if (v === undefined || v === null || (typeof v === "object" && Object.keys(v).length === 0)) {
+        r.error([...at, field, i, inner], `\`${field}.${inner}\` must not be empty`, "as upstream");
+      }
+    });
+  }
+}
+
 /** Schema of `AuthorizationPolicy.spec`. */
 export const authorizationPolicySpec = obj({
   selector: opt(
@@ -150,7 +189,7 @@ export const authorizationPolicySpec = obj({
         "Operations; any may match.",
       ),
       when: opt(list(condition), "Conditions; all must match."),
-    }, { title: "Rule" })),
+    }, { title: "Rule", refine: checkRuleNotEmpty })),
     "Rules; any may match. No rules: an ALLOW policy allows nothing. rules: [{}] matches everything.",
   ),
   provider: unsupported("CUSTOM authorization providers are not supported"),

@@ -29,6 +29,34 @@ const cases: [string, string, string[]][] = [
       'test.yaml:7 spec.rules[0].when[0].key: "source.principals" is not a supported condition key (did you mean "source.principal"?) (source.ip, source.namespace, source.principal, destination.ip, destination.port, request.headers[name], request.auth.claims[name], ...)',
     ],
   ],
+  ["empty from", authz("rules:\n- from: []"), [
+    "test.yaml:6 spec.rules[0].from: `from` must not be empty (leave it out to match any source)",
+  ]],
+  ["empty to.operation", authz("rules:\n- to:\n  - operation: {}"), [
+    "test.yaml:7 spec.rules[0].to[0].operation: `to.operation` must not be empty (as upstream)",
+  ]],
+  ["from without source", authz("rules:\n- from:\n  - {}"), [
+    "test.yaml:7 spec.rules[0].from[0].source: `from.source` must not be empty (as upstream)",
+  ]],
+  [
+    "bare service account is the policy's namespace",
+    authz("rules:\n- from:\n  - source:\n      serviceAccounts: [web, shop/api]"),
+    [],
+  ],
+  [
+    "bad service account",
+    authz("rules:\n- from:\n  - source:\n      notServiceAccounts: [a/b/c]"),
+    [
+      'test.yaml:8 spec.rules[0].from[0].source.notServiceAccounts[0]: "a/b/c" is not <namespace>/<service account> or <service account>',
+    ],
+  ],
+  [
+    "notServiceAccounts with principals",
+    authz("rules:\n- from:\n  - source:\n      notServiceAccounts: [web]\n      principals: [x]"),
+    [
+      "test.yaml:8 spec.rules[0].from[0].source.notServiceAccounts: notServiceAccounts cannot be combined with principals or namespaces (or their not* forms) (as upstream)",
+    ],
+  ],
   ["condition without values", authz("rules:\n- when:\n  - key: source.ip"), [
     "test.yaml:7 spec.rules[0].when[0]: a condition needs values or notValues",
   ]],
