@@ -422,8 +422,9 @@ const SOURCE: Row[] = [
     want: allowedBy("shop/sa"),
   },
   {
+    // The schema refuses "shop/*"; unchecked input still reads it as a literal.
     name: "notServiceAccounts: no wildcards (shop/* is a literal)",
-    policies: [ap("sa", allow(from({ notServiceAccounts: ["shop/*"] })))],
+    policies: [raw("sa", allow(from({ notServiceAccounts: ["shop/*"] })))],
     conn: WEB,
     want: allowedBy("shop/sa"),
   },
@@ -765,14 +766,15 @@ const STRUCTURE: Row[] = [
     want: noneMatched("shop/rules"),
   },
   {
+    // The schema refuses an empty from and source (as Istio); unchecked input reads them as "any".
     name: "a rule with an empty from list matches any source",
-    policies: [ap("r", allow({ from: [], ...to({ ports: ["8080"] }) }))],
+    policies: [raw("r", allow({ from: [], ...to({ ports: ["8080"] }) }))],
     conn: PLAIN,
     want: allowedBy("shop/r"),
   },
   {
     name: "an empty source {} matches any source",
-    policies: [ap("r", allow({ from: [{ source: {} }] }))],
+    policies: [raw("r", allow({ from: [{ source: {} }] }))],
     conn: PLAIN,
     want: allowedBy("shop/r"),
   },
