@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import type { Logger } from "../log/logger.ts";
+import { isLoopbackIp } from "../config/formats.ts";
 
 /** What the admin API serves; each role fills in what it has. */
 export interface AdminSources {
@@ -27,7 +28,7 @@ export function adminApp(sources: AdminSources): Hono<{ Bindings: { remote?: str
   const app = new Hono<{ Bindings: { remote?: string } }>();
   app.use("*", async (c, next) => {
     const remote = c.env?.remote;
-    if (remote !== undefined && !isLoopback(remote)) {
+    if (remote !== undefined && !isLoopbackIp(remote)) {
       return c.json({ error: "the admin API answers only on localhost" }, 403);
     }
     return await next();
@@ -55,12 +56,6 @@ export function adminApp(sources: AdminSources): Hono<{ Bindings: { remote?: str
   return app;
 }
 
-/** Whether `address` is a loopback address. */
-export function isLoopback(address: string): boolean {
-  return address.startsWith("127.") || address === "::1" || address === "::ffff:127.0.0.1" ||
-    address.startsWith("::ffff:127.");
-}
-
 /** A running admin server. */
 export interface AdminServer {
   readonly address: { hostname: string; port: number };
@@ -72,7 +67,7 @@ export function serveAdmin(
   sources: AdminSources,
   o: { hostname: string; port: number; logger?: Logger },
 ): AdminServer {
-  if (!isLoopback(o.hostname) && o.hostname !== "localhost") {
+  if (!isLoopbackIp(o.hostname) && o.hostname !== "localhost") {
     throw new AdminAddressError(
       `admin address ${o.hostname} is not a loopback address; the admin API is local only`,
     );

@@ -255,3 +255,16 @@ export function regex(): Type<string> {
     },
   };
 }
+
+/** An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as plain IPv4; other addresses unchanged. */
+export function unmapIp(ip: string): string {
+  if (isIP(ip) !== 6) return ip;
+  const n = ipToBigInt(ip);
+  return n >> 32n === 0xffffn ? bigIntToIpv4(n & 0xffffffffn) : ip;
+}
+
+/** Whether `ip` is in 127.0.0.0/8 or is ::1 (also written IPv4-mapped). */
+export function isLoopbackIp(ip: string): boolean {
+  const v4 = unmapIp(ip);
+  return v4.startsWith("127.") || canonicalIp(v4) === "::1";
+}

@@ -15,7 +15,7 @@
  * @module
  */
 import { isIP } from "node:net";
-import { bigIntToIpv4, type Cidr, cidrContains, ipToBigInt, parseCidr } from "../config/formats.ts";
+import { type Cidr, cidrContains, parseCidr, unmapIp } from "../config/formats.ts";
 import type { Resource } from "../config/kind.ts";
 import { matches, type Snapshot, type Workload } from "../config/snapshot.ts";
 
@@ -114,13 +114,6 @@ function factsOf(c: L4Connection): Facts {
     destinationIp: unmapIp(c.destinationIp),
     destinationPort: c.destinationPort,
   };
-}
-
-/** An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as plain IPv4. */
-function unmapIp(ip: string): string {
-  if (isIP(ip) !== 6) return ip;
-  const n = ipToBigInt(ip);
-  return n >> 32n === 0xffffn ? bigIntToIpv4(n & 0xffffffffn) : ip;
 }
 
 function inCidr(block: Cidr | undefined, ip: string): boolean {

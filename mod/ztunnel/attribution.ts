@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { canonicalIp } from "../config/formats.ts";
+import { canonicalIp, unmapIp } from "../config/formats.ts";
 
 /** An enrolled workload on this node. */
 export interface Candidate {
@@ -41,7 +41,7 @@ export function attributeSource(
       by: "only-workload",
     };
   }
-  const ip = canonicalIp(conn.sourceIp.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"));
+  const ip = canonicalIp(unmapIp(conn.sourceIp));
   let left = candidates.filter((c) => canonicalIp(c.address) === ip);
   // The address attributes only when it tells candidates apart.
   const byAddress = left.length > 0 && left.length < candidates.length;

@@ -8,13 +8,7 @@
  *
  * @module
  */
-import { canonicalIp } from "../config/formats.ts";
-
-/** Whether `ip` is in 127.0.0.0/8 or is ::1 (also as a v4-mapped v6 address). */
-export function isLoopback(ip: string): boolean {
-  const v4 = ip.replace(/^::ffff:/i, "");
-  return v4.startsWith("127.") || ip === "::1";
-}
+import { canonicalIp, isLoopbackIp } from "../config/formats.ts";
 
 /** A cached view of the host's interface addresses, re-read at most every `ttlMs`. */
 export class HostAddresses {
@@ -35,7 +29,7 @@ export class HostAddresses {
    * (the safe side: only declared ports are delivered).
    */
   has(ip: string): boolean {
-    if (isLoopback(ip)) return true;
+    if (isLoopbackIp(ip)) return true;
     const now = Date.now();
     if (now - this.#at > (this.options.ttlMs ?? 5000)) {
       this.#at = now;

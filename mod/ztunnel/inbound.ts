@@ -16,8 +16,7 @@ import { proxyHeaderForPeer } from "../hbone/proxy_protocol.ts";
 import { relay } from "../hbone/relay.ts";
 import type { ServerTunnel } from "../hbone/server.ts";
 import { AMBIT_PORTS } from "../hbone/settings.ts";
-import { isLoopback } from "./host_addresses.ts";
-import { canonicalIp } from "../config/formats.ts";
+import { canonicalIp, isLoopbackIp, unmapIp } from "../config/formats.ts";
 import { evaluateL4, type L4Connection, type L4PolicyCache } from "../policy/authz.ts";
 import type { ConnectionRegistry } from "./connections.ts";
 import type { LocalView } from "./local_view.ts";
@@ -39,7 +38,7 @@ export type InboundTarget =
 export function resolveInbound(
   view: LocalView,
   target: HostPort,
-  isHostAddress: (ip: string) => boolean = (ip) => isLoopback(ip) || ip === view.node.address,
+  isHostAddress: (ip: string) => boolean = (ip) => isLoopbackIp(ip) || ip === view.node.address,
 ): InboundTarget {
   const hostOwned = isHostAddress(target.ip) || target.ip === view.node.address;
   if (AMBIT_PORTS.has(target.port) && hostOwned) {
@@ -124,7 +123,7 @@ export function handleHboneTunnel(ctx: InboundContext, t: ServerTunnel): void {
   const target = parsed.target;
   const view = ctx.view();
   // A connection to a workload's own address carries tunnels to that workload only.
-  const dialed = canonicalIp(t.localAddress.ip.replace(/^::ffff:/i, ""));
+  const dialed = canonicalIp(unmapIp(t.localAddress.ip));
   if (dialed !== view.node.address && dialed !== canonicalIp(target.ip)) {
     return void t.reject("bad_authority", `sent to ${dialed}:15008 but names ${target.ip}`);
   }

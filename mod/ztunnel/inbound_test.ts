@@ -1,6 +1,7 @@
 import { assertEquals, assertOk } from "../../tests/_util/asserts.ts";
 import { compileSourcesSync } from "../config/compile.ts";
-import { HostAddresses, isLoopback } from "./host_addresses.ts";
+import { isLoopbackIp } from "../config/formats.ts";
+import { HostAddresses } from "./host_addresses.ts";
 import { resolveInbound } from "./inbound.ts";
 import { localView } from "./local_view.ts";
 
@@ -64,7 +65,7 @@ Deno.test("resolveInbound() serves declared ports, and any port only on an addre
   assertOk(snapshot, issues.map((i) => i.message).join("\n"));
   const view = localView(snapshot, "node-b");
   // The host owns loopback and 10.0.0.2; 172.17.0.x sit behind a bridge.
-  const hostOwned = (ip: string) => isLoopback(ip) || ip === "10.0.0.2";
+  const hostOwned = (ip: string) => isLoopbackIp(ip) || ip === "10.0.0.2";
   const table: [string, string, number, string][] = [
     ["declared port on loopback", "127.0.0.1", 8080, "apps/web"],
     [

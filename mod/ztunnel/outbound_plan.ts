@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { canonicalIp } from "../config/formats.ts";
+import { canonicalIp, isLoopbackIp } from "../config/formats.ts";
 import type { Endpoint, ServiceInfo, Snapshot, Workload } from "../config/snapshot.ts";
 import { formatAuthority, type HostPort } from "../hbone/authority.ts";
 import type { TunnelFailure } from "../hbone/errors.ts";
@@ -220,8 +220,4 @@ export function pickEndpoint(svc: ServiceInfo, req: OutboundRequest): Endpoint |
     if (r < 0) return e;
   }
   return pool[pool.length - 1];
-}
-
-function isLoopbackIp(ip: string): boolean {
-  return ip.startsWith("127.") || ip === "::1";
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { canonicalIp } from "../config/formats.ts";
+import { canonicalIp, unmapIp } from "../config/formats.ts";
 
 /** One row of /proc/net/tcp{,6}. */
 export interface TcpSocketEntry {
@@ -51,8 +51,7 @@ function hexAddr(s: string, family: 4 | 6): { ip: string; port: number } | undef
 }
 
 function norm(ip: string): string {
-  const m = ip.match(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i);
-  return m ? m[1] : canonicalIp(ip);
+  return canonicalIp(unmapIp(ip));
 }
 
 /**
