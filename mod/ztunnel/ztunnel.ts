@@ -177,7 +177,8 @@ export class Ztunnel {
    * cannot be bound is logged and served through the node's address only.
    */
   #reconcileWorkloadListeners(): Promise<void> {
-    this.#reconciling = this.#reconciling.then(async () => {
+    // A failed pass must not wedge the chain: the next one starts regardless.
+    this.#reconciling = this.#reconciling.catch(() => {}).then(async () => {
       const node = this.#view.node.address;
       const want = new Set(
         [...this.#view.workloads.values()].map((w) => w.address).filter((ip) =>
