@@ -4,9 +4,11 @@
  *
  * @module
  */
+import { isIP } from "node:net";
 import { Hono } from "hono";
-import type { Logger } from "../log/logger.ts";
+import { type Logger, parseLevel } from "../log/logger.ts";
 import { isLoopbackIp } from "../config/formats.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "./probes.ts";
 
 /** What the admin API serves; each role fills in what it has. */
 export interface AdminSources {
@@ -16,6 +18,18 @@ export interface AdminSources {
   configDump?: () => unknown;
   /** `/stats/prometheus`: Prometheus text. */
   metrics?: () => string;
+  /** `/workloads`: the node's workloads. */
+  workloads?: () => unknown;
+  /** `/services`: services and their endpoints. */
+  services?: () => unknown;
+  /** `/policies`: policies in force per workload. */
+  policies?: () => unknown;
+  /** `/ready`: readiness, as the readiness port reports it. */
+  ready?: () => { ready: boolean; pending: readonly string[] };
+  /** `/logging`: the logger whose level `POST /logging?level=debug` changes. */
+  logger?: Logger;
+  /** `POST /quitquitquit`: start a graceful stop. */
+  quit?: () => void;
 }
 
 /** Raised when the admin address is not a loopback address. */
@@ -31,27 +45,65 @@ export function adminApp(sources: AdminSources): Hono<{ Bindings: { remote?: str
     if (remote !== undefined && !isLoopbackIp(remote)) {
       return c.json({ error: "the admin API answers only on localhost" }, 403);
     }
+    // A web page the operator opens cannot reach it by a name that resolves to loopback.
+    const host = (c.req.header("host") ?? "").replace(/:[0-9]+$/, "").replace(/^\[|\]$/g, "");
+    if (host !== "" && host !== "localhost" && !(isIP(host) !== 0 && isLoopbackIp(host))) {
+      return c.json({
+        error: `the admin API answers only to Host localhost or a loopback address (got ${host})`,
+      }, 403);
+    }
     return await next();
   });
-  app.get("/", (c) =>
-    c.json({
-      endpoints: [
-        ...(sources.certs ? ["/certs"] : []),
-        ...(sources.configDump ? ["/config_dump"] : []),
-        ...(sources.metrics ? ["/stats/prometheus"] : []),
-      ],
-    }));
-  if (sources.certs) app.get("/certs", (c) => c.json(sources.certs!()));
-  if (sources.configDump) app.get("/config_dump", (c) => c.json(sources.configDump!()));
+  const json = (name: string, f?: () => unknown) => {
+    if (f) app.get(`/${name}`, (c) => c.json(f()));
+    return f ? [`/${name}`] : [];
+  };
+  const endpoints = [
+    ...json("certs", sources.certs),
+    ...json("config_dump", sources.configDump),
+    ...json("workloads", sources.workloads),
+    ...json("services", sources.services),
+    ...json("policies", sources.policies),
+    ...json("ready", sources.ready),
+  ];
   if (sources.metrics) {
+    endpoints.push("/stats/prometheus");
     app.get(
       "/stats/prometheus",
-      (c) =>
-        c.body(sources.metrics!(), 200, {
-          "content-type": "text/plain; version=0.0.4; charset=utf-8",
-        }),
+      (c) => c.body(sources.metrics!(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }),
     );
   }
+  const logger = sources.logger;
+  if (logger) {
+    endpoints.push("/logging");
+    app.get("/logging", (c) => c.json({ level: logger.level }));
+    app.post("/logging", (c) => {
+      const want = c.req.query("level");
+      const level = want === undefined ? undefined : parseLevel(want);
+      if (!level) {
+        return c.json({
+          error: `level must be one of error, warn, info, debug, trace (got ${
+            want === undefined ? "none" : JSON.stringify(want)
+          })`,
+          usage: "POST /logging?level=debug",
+        }, 400);
+      }
+      const from = logger.level;
+      logger.setLevel(level);
+      logger.info("log level changed", { from, to: level });
+      return c.json({ level, previous: from });
+    });
+  }
+  const quit = sources.quit;
+  if (quit) {
+    endpoints.push("/quitquitquit");
+    app.post("/quitquitquit", (c) => {
+      queueMicrotask(quit);
+      return c.text("stopping\n");
+    });
+    app.get("/quitquitquit", (c) => c.json({ error: "use POST /quitquitquit" }, 405));
+  }
+  app.get("/", (c) => c.json({ endpoints }));
   app.notFound((c) => c.json({ error: `no admin endpoint ${new URL(c.req.url).pathname}` }, 404));
   return app;
 }

@@ -12,6 +12,10 @@ import { serveAdmin } from "../admin/admin.ts";
 import { adminAddress, certSource, IDENTITY_OPTIONS } from "./identity_opts.ts";
 import { type Command, EXIT_OK, requireOption, UsageError } from "./command.ts";
 import { untilStopSignal } from "./signals.ts";
+import { drainMs, listenFlag, ZTUNNEL_LISTEN_OPTIONS } from "./node_opts.ts";
+import { type AccessLog, accessLog } from "../telemetry/access_log.ts";
+import { TcpMetrics } from "../telemetry/tcp_metrics.ts";
+import { METRICS_PORT, READINESS_PORT } from "../hbone/settings.ts";
 
 const configOption = {
   config: {
@@ -35,6 +39,7 @@ export const ztunnelCommand: Command = {
       description: "this host's Node name in the config",
     },
     ...IDENTITY_OPTIONS,
+    ...ZTUNNEL_LISTEN_OPTIONS,
   },
   description: `
 Loads the mesh config, keeps it current (file changes and SIGHUP reload it;
@@ -43,22 +48,38 @@ obtains and renews certificates for the enrolled workloads placed on --node,
 and runs the data plane: the HBONE server on the node's address :15008
 (mutual TLS 1.3, HTTP/2 CONNECT, L4 authorization), plaintext inbound on
 :15006 (PERMISSIVE only), and userspace outbound capture on Service VIPs and
-Node spec.outbound.ports. The admin API (/certs, /config_dump,
-/stats/prometheus) listens on --admin.`,
+Node spec.outbound.ports. Apps that honour ALL_PROXY or HTTPS_PROXY reach
+the mesh through the SOCKS5 (--socks5) and HTTP (--http-proxy) proxies, and
+mesh names resolve through the DNS proxy (--dns). Metrics (Istio's TCP
+metrics) are on --metrics, readiness on --readiness, and the admin API
+(/config_dump, /workloads, /services, /policies, /certs, /logging,
+/quitquitquit) on --admin. SIGTERM or POST /quitquitquit stop gracefully:
+readiness turns 500, listeners close, live connections get --drain to finish.`,
   examples: [
     "ambit ztunnel --config /etc/ambit/mesh --node node-a --credential /etc/ambit/node",
+    "ambit ztunnel --config /etc/ambit/mesh --node node-a --credential /etc/ambit/node --access-log /var/log/ambit/access.log",
     "ambit ztunnel --config config/lab --node node-a --ca-dir ./lab-ca   # lab only",
   ],
   async run(ctx) {
     const path = requireOption(ctx, "config");
     const node = requireOption(ctx, "node");
     const admin = adminAddress(ctx);
+    const drain = drainMs(ctx);
     const logger = ctx.logger.child({ role: "ztunnel", node });
     const store = await ConfigStore.open(path, { logger, sighup: true });
     let z: Ztunnel | undefined;
     let closeSource = () => {};
+    let access: AccessLog | undefined;
+    let quit!: () => void;
+    const quitRequested = new Promise<string>((r) => quit = () => r("POST /quitquitquit"));
     try {
       if (!store.current.nodes.has(node)) localView(store.current, node); // throws with the node list
+      const nodeAddress = store.current.nodes.get(node)!.address;
+      access = accessLog({
+        target: ctx.options["access-log"] as string,
+        format: ctx.options["log-format"] === "json" ? "json" : "text",
+        logger,
+      });
       const src = await certSource(ctx, store.current, logger);
       closeSource = src.close;
       z = await Ztunnel.start({
@@ -68,9 +89,17 @@ Node spec.outbound.ports. The admin API (/certs, /config_dump,
         bundlePem: src.bundlePem,
         logger,
         admin,
+        metrics: listenFlag(ctx, "metrics", { hostname: nodeAddress, port: METRICS_PORT }),
+        readiness: listenFlag(ctx, "readiness", { hostname: nodeAddress, port: READINESS_PORT }),
+        dns: listenFlag(ctx, "dns"),
+        socks5: listenFlag(ctx, "socks5"),
+        httpProxy: listenFlag(ctx, "http-proxy"),
+        telemetry: { metrics: new TcpMetrics(), access: access.write },
+        onQuit: quit,
       });
     } catch (e) {
       closeSource();
+      access?.close();
       await store.close();
       if (e instanceof UnknownNodeError) throw new UsageError(e.message);
       throw e;
@@ -79,10 +108,12 @@ Node spec.outbound.ports. The admin API (/certs, /config_dump,
       generation: store.generation,
       workloads: [...z.view.workloads.keys()].join(",") || "none",
     });
-    await untilStopSignal(logger);
-    await z.close();
+    const reason = await Promise.race([untilStopSignal(logger), quitRequested]);
+    await z.shutdown(reason, drain);
     closeSource();
+    access.close();
     await store.close();
+    logger.info("stopped", { reason });
     return EXIT_OK;
   },
 };

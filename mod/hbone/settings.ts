@@ -9,6 +9,10 @@
 export const HBONE_PORT = 15008;
 /** Plaintext inbound, where PeerAuthentication allows it. */
 export const PLAINTEXT_PORT = 15006;
+/** Prometheus metrics. */
+export const METRICS_PORT = 15020;
+/** Readiness probe. */
+export const READINESS_PORT = 15021;
 /** Ports a ztunnel listens on itself; tunnels to them are refused. */
 export const AMBIT_PORTS: ReadonlySet<number> = new Set([
   15000,
@@ -21,6 +25,7 @@ export const AMBIT_PORTS: ReadonlySet<number> = new Set([
   15021,
   15053,
   15080,
+  15081,
 ]);
 
 /** Per-stream flow-control window: 4 MiB. */

@@ -193,8 +193,8 @@ async function showTraffic(
     out(`    ${across.reply || `no reply (${across.error ?? "closed"})`}`);
     if (carried) {
       out(
-        `    node-b: ${carried.sourceIdentity} → ${carried.destinationIdentity}, ` +
-          `${carried.received} bytes in, ${carried.sent} bytes out`,
+        `    node-b: ${carried.src_identity} → ${carried.dst_identity}, ` +
+          `${carried.bytes_received} bytes in, ${carried.bytes_sent} bytes out`,
       );
     }
     const sleep = s.workloads.get("shop/sleep")!;

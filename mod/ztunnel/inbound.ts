@@ -8,10 +8,10 @@
  */
 import net from "node:net";
 import type { Duplex } from "node:stream";
-import type { Workload } from "../config/snapshot.ts";
+import type { Snapshot, Workload } from "../config/snapshot.ts";
 import type { Logger } from "../log/logger.ts";
 import { type HostPort, parseAuthority } from "../hbone/authority.ts";
-import { type TunnelFailure } from "../hbone/errors.ts";
+import { FAILURES, type TunnelFailure } from "../hbone/errors.ts";
 import { proxyHeaderForPeer } from "../hbone/proxy_protocol.ts";
 import { relay } from "../hbone/relay.ts";
 import type { ServerTunnel } from "../hbone/server.ts";
@@ -20,6 +20,17 @@ import { canonicalIp, isLoopbackIp, unmapIp } from "../config/formats.ts";
 import { evaluateL4, type L4Connection, type L4PolicyCache } from "../policy/authz.ts";
 import type { ConnectionRegistry } from "./connections.ts";
 import type { LocalView } from "./local_view.ts";
+import type { Telemetry } from "../telemetry/telemetry.ts";
+import {
+  type PeerLabels,
+  type ServiceLabels,
+  serviceLabels,
+  sourceLabels,
+  type TcpLabels,
+  UNKNOWN,
+  unknownPeer,
+  workloadLabels,
+} from "../telemetry/tcp_metrics.ts";
 
 /** Outcome of {@link resolveInbound}. */
 export type InboundTarget =
@@ -86,29 +97,95 @@ export function resolveInbound(
 /** What inbound handling reads from the running ztunnel. */
 export interface InboundContext {
   readonly logger: Logger;
+  snapshot(): Snapshot;
   view(): LocalView;
   policies(): L4PolicyCache;
   connectTimeoutMs(): number;
   /** Whether an address is the host's own (loopback, an interface's); see resolveInbound. */
   isHostAddress(ip: string): boolean;
   readonly registry: ConnectionRegistry;
-  /** Called when a connection closes, for telemetry. */
-  onClosed?(e: ConnectionRecord): void;
+  /** Metrics and access log. */
+  readonly telemetry: Telemetry;
 }
 
-/** One finished connection, for the access log and metrics. */
-export interface ConnectionRecord {
-  readonly direction: "inbound" | "outbound";
-  readonly source: string;
+/** Who an inbound connection comes from and what it was addressed to, for telemetry. */
+export interface InboundOrigin {
+  readonly via: "hbone" | "plaintext";
+  /** Client `ip:port` as seen (the sending node for HBONE). */
+  readonly peer: string;
   readonly sourceIdentity?: string;
-  readonly destination: string;
-  readonly workload: string;
-  readonly destinationIdentity?: string;
-  readonly sent: number;
-  readonly received: number;
-  readonly durationMs: number;
-  readonly error?: string;
-  readonly flag: string;
+  readonly source: PeerLabels;
+  readonly service?: ServiceLabels;
+}
+
+/**
+ * The service an inbound connection was addressed to: the `host=` the
+ * sending ztunnel put in `forwarded`, else the only service of the
+ * workload that maps a port to the target port.
+ */
+export function inboundService(
+  snapshot: Snapshot,
+  forwarded: string | string[] | undefined,
+  w: Workload | undefined,
+  port: number,
+): ServiceLabels | undefined {
+  const f = Array.isArray(forwarded) ? forwarded[0] : forwarded;
+  const host = f?.match(/(?:^|;)\s*host="?([^";,\s]+)"?/i)?.[1]?.toLowerCase();
+  if (host) {
+    const s = snapshot.servicesByHost.get(host);
+    return s ? serviceLabels(s) : { host, name: UNKNOWN, namespace: UNKNOWN };
+  }
+  if (!w) return undefined;
+  const matching = w.services.map((k) => snapshot.services.get(k)).filter((s) =>
+    s?.endpoints.some((e) => e.workload === w.key && Object.values(e.ports).includes(port))
+  );
+  return matching.length === 1 ? serviceLabels(matching[0]!) : undefined;
+}
+
+/** Metrics labels of an inbound connection. */
+function inboundLabels(o: InboundOrigin, w: Workload | undefined, flag: string): TcpLabels {
+  return {
+    reporter: "destination",
+    source: o.source,
+    destination: w ? workloadLabels(w) : unknownPeer(),
+    service: o.service,
+    responseFlags: flag,
+    securityPolicy: o.via === "hbone" ? "mutual_tls" : "none",
+  };
+}
+
+/** Counts and logs an inbound connection refused before it was made. */
+export function recordInboundRefusal(
+  ctx: InboundContext,
+  o: InboundOrigin,
+  target: string,
+  w: Workload | undefined,
+  failure: TunnelFailure,
+  detail: string,
+): void {
+  const flag = FAILURES[failure].flag;
+  ctx.telemetry.metrics.failed(inboundLabels(o, w, flag));
+  ctx.telemetry.access({
+    direction: "inbound",
+    via: o.via,
+    src: o.peer,
+    srcWorkload: knownKey(o.source),
+    srcIdentity: o.sourceIdentity,
+    dst: target,
+    dstService: o.service?.host,
+    dstWorkload: w?.key,
+    dstIdentity: w?.identity,
+    bytesReceived: 0,
+    bytesSent: 0,
+    durationMs: 0,
+    outcome: "refused",
+    flag,
+    error: `${FAILURES[failure].text}: ${detail}`,
+  });
+}
+
+function knownKey(p: PeerLabels): string | undefined {
+  return p.workload === UNKNOWN ? undefined : `${p.namespace}/${p.workload}`;
 }
 
 /** Handles one HBONE request. */
@@ -122,10 +199,30 @@ export function handleHboneTunnel(ctx: InboundContext, t: ServerTunnel): void {
   if (!parsed.ok) return void t.reject("bad_authority", parsed.reason);
   const target = parsed.target;
   const view = ctx.view();
+  const snapshot = ctx.snapshot();
+  // The client workload's address, from the `forwarded` header the sending
+  // ztunnel sets (Istio's ztunnel originates from the pod's own IP instead;
+  // ambit cannot), else the sending node's address.
+  const source = forwardedFor(t.headers["forwarded"]) ?? t.peerAddress;
+  const origin = (w: Workload | undefined): InboundOrigin => ({
+    via: "hbone",
+    peer: `${t.peerAddress.ip}:${t.peerAddress.port}`,
+    sourceIdentity: t.peerIdentity,
+    source: sourceLabels(snapshot, t.peerIdentity, source.ip, t.headers["baggage"]),
+    service: inboundService(snapshot, t.headers["forwarded"], w, target.port),
+  });
+  const refuse = (w: Workload | undefined, failure: TunnelFailure, detail: string) => {
+    recordInboundRefusal(ctx, origin(w), t.authority ?? "", w, failure, detail);
+    t.reject(failure, detail);
+  };
   // A connection to a workload's own address carries tunnels to that workload only.
   const dialed = canonicalIp(unmapIp(t.localAddress.ip));
   if (dialed !== view.node.address && dialed !== canonicalIp(target.ip)) {
-    return void t.reject("bad_authority", `sent to ${dialed}:15008 but names ${target.ip}`);
+    return void refuse(
+      undefined,
+      "bad_authority",
+      `sent to ${dialed}:15008 but names ${target.ip}`,
+    );
   }
   const resolved = resolveInbound(view, target, (ip) => ctx.isHostAddress(ip));
   if (!resolved.ok) {
@@ -134,13 +231,9 @@ export function handleHboneTunnel(ctx: InboundContext, t: ServerTunnel): void {
       destination: t.authority,
       reason: resolved.detail,
     });
-    return void t.reject(resolved.failure, resolved.detail);
+    return void refuse(undefined, resolved.failure, resolved.detail);
   }
   const w = resolved.workload;
-  // The client workload's address, from the `forwarded` header the sending
-  // ztunnel sets (Istio's ztunnel originates from the pod's own IP instead;
-  // ambit cannot), else the sending node's address.
-  const source = forwardedFor(t.headers["forwarded"]) ?? t.peerAddress;
   const conn: L4Connection = {
     sourceIdentity: t.peerIdentity,
     sourceIp: source.ip,
@@ -156,7 +249,7 @@ export function handleHboneTunnel(ctx: InboundContext, t: ServerTunnel): void {
       policy: decision.policy,
       reason: decision.reason,
     });
-    return void t.reject("denied", decision.reason);
+    return void refuse(w, "denied", decision.reason);
   }
   if (decision.dryRun) {
     log.info("inbound connection allowed; a dry-run policy would deny it", {
@@ -171,7 +264,7 @@ export function handleHboneTunnel(ctx: InboundContext, t: ServerTunnel): void {
     target,
     conn,
     source,
-    peerLabel: `${t.peerAddress.ip}:${t.peerAddress.port}`,
+    origin: origin(w),
     closed: () => t.closed,
     onClose: (fn) => t.onClose(fn),
     accept: () => t.accept(),
@@ -186,18 +279,24 @@ export interface Delivery {
   readonly conn: L4Connection;
   /** The original client, for the PROXY header. */
   readonly source: HostPort;
-  readonly peerLabel: string;
+  /** Who sent it, for telemetry. */
+  readonly origin: InboundOrigin;
   closed(): boolean;
   onClose(fn: () => void): void;
   accept(): Duplex;
   reject(f: TunnelFailure, detail: string): void;
 }
 
-/** Connects to the workload, answers, relays, tracks and logs. */
+/** Connects to the workload, answers, relays, tracks, counts and logs. */
 export function deliver(ctx: InboundContext, d: Delivery): void {
   const log = ctx.logger;
   const started = Date.now();
   const timeoutMs = ctx.connectTimeoutMs();
+  const dst = `${d.target.ip}:${d.target.port}`;
+  const fail = (f: TunnelFailure, detail: string) => {
+    recordInboundRefusal(ctx, d.origin, dst, d.workload, f, detail);
+    d.reject(f, detail);
+  };
   const upstream = net.connect({
     host: d.target.ip,
     port: d.target.port,
@@ -210,10 +309,10 @@ export function deliver(ctx: InboundContext, d: Delivery): void {
     upstream.destroy();
     log.warn("inbound upstream connect timed out", {
       workload: d.workload.key,
-      destination: `${d.target.ip}:${d.target.port}`,
+      destination: dst,
       timeoutMs,
     });
-    d.reject("upstream_timeout", `${d.target.ip}:${d.target.port} after ${timeoutMs} ms`);
+    fail("upstream_timeout", `${dst} after ${timeoutMs} ms`);
   }, timeoutMs);
   d.onClose(() => {
     if (!connected) {
@@ -226,10 +325,10 @@ export function deliver(ctx: InboundContext, d: Delivery): void {
     clearTimeout(timer);
     log.info("inbound upstream connect failed", {
       workload: d.workload.key,
-      destination: `${d.target.ip}:${d.target.port}`,
+      destination: dst,
       error: err.message,
     });
-    d.reject("upstream_refused", `${d.target.ip}:${d.target.port}: ${err.code ?? err.message}`);
+    fail("upstream_refused", `${dst}: ${err.code ?? err.message}`);
   });
   upstream.once("connect", () => {
     connected = true;
@@ -242,7 +341,7 @@ export function deliver(ctx: InboundContext, d: Delivery): void {
       upstream.write(proxyHeaderForPeer(d.source, d.target, d.conn.sourceIdentity));
     }
     const stream = d.accept();
-    const counters = { aToB: 0, bToA: 0 };
+    const tracked = ctx.telemetry.metrics.established(inboundLabels(d.origin, d.workload, "-"));
     const untrack = ctx.registry.add({
       direction: "inbound",
       workload: d.workload.key,
@@ -260,23 +359,26 @@ export function deliver(ctx: InboundContext, d: Delivery): void {
         upstream.destroy();
       },
     });
-    relay(stream, upstream, counters).then((r) => {
+    relay(stream, upstream, tracked.counters).then((r) => {
       untrack();
-      const rec: ConnectionRecord = {
+      tracked.close();
+      ctx.telemetry.access({
         direction: "inbound",
-        source: d.peerLabel,
-        sourceIdentity: d.conn.sourceIdentity,
-        destination: `${d.target.ip}:${d.target.port}`,
-        workload: d.workload.key,
-        destinationIdentity: d.workload.identity,
-        sent: r.bToA,
-        received: r.aToB,
+        via: d.origin.via,
+        src: d.origin.peer,
+        srcWorkload: knownKey(d.origin.source),
+        srcIdentity: d.conn.sourceIdentity,
+        dst,
+        dstService: d.origin.service?.host,
+        dstWorkload: d.workload.key,
+        dstIdentity: d.workload.identity,
+        bytesReceived: r.aToB,
+        bytesSent: r.bToA,
         durationMs: Date.now() - started,
-        error: r.error?.message,
+        outcome: r.error ? "error" : "ok",
         flag: "-",
-      };
-      log.info("inbound connection closed", { ...rec });
-      ctx.onClosed?.(rec);
+        error: r.error?.message,
+      });
     });
   });
 }

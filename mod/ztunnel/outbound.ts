@@ -8,17 +8,18 @@
  */
 import net from "node:net";
 import { randomBytes } from "node:crypto";
-import { parseDuration } from "../config/formats.ts";
-import type { Snapshot, Workload } from "../config/snapshot.ts";
+import { lookup as dnsLookup } from "node:dns/promises";
+import type { Duplex } from "node:stream";
+import { canonicalIp, isLoopbackIp, parseDuration } from "../config/formats.ts";
+import type { ServiceInfo, Snapshot, Workload } from "../config/snapshot.ts";
 import type { Logger } from "../log/logger.ts";
 import { formatAuthority, type HostPort } from "../hbone/authority.ts";
-import { FAILURES, TunnelError } from "../hbone/errors.ts";
+import { FAILURES, TunnelError, type TunnelFailure } from "../hbone/errors.ts";
 import type { HbonePool } from "../hbone/pool.ts";
 import { proxyHeaderForPeer } from "../hbone/proxy_protocol.ts";
 import { relay } from "../hbone/relay.ts";
 import { attributeSource } from "./attribution.ts";
 import type { ConnectionRegistry } from "./connections.ts";
-import type { ConnectionRecord } from "./inbound.ts";
 import type { LocalView } from "./local_view.ts";
 import {
   listenerKey,
@@ -26,7 +27,17 @@ import {
   type OutboundListenerSpec,
   type OutboundPlan,
   planOutbound,
+  planToAddress,
 } from "./outbound_plan.ts";
+import type { ProxyConnector, ProxyFailure, ProxyOpen, ProxyTarget } from "./proxy_connect.ts";
+import type { Telemetry } from "../telemetry/telemetry.ts";
+import {
+  serviceLabels,
+  type TcpLabels,
+  UNKNOWN,
+  unknownPeer,
+  workloadLabels,
+} from "../telemetry/tcp_metrics.ts";
 import { socketOwner } from "./sockets.ts";
 import { resolveUser } from "./users.ts";
 
@@ -37,7 +48,10 @@ export interface OutboundContext {
   view(): LocalView;
   readonly pool: HbonePool;
   readonly registry: ConnectionRegistry;
-  onClosed?(e: ConnectionRecord): void;
+  /** Metrics and access log. */
+  readonly telemetry: Telemetry;
+  /** Mesh addresses of a name for clients in `namespaces` (the DNS table); undefined when not a mesh name. */
+  resolveName?(name: string, namespaces: readonly string[]): string | undefined;
 }
 
 /** How long an endpoint that failed is avoided. */
@@ -123,35 +137,106 @@ export class Outbound {
   }
 
   async #accept(spec: OutboundListenerSpec, sock: net.Socket): Promise<void> {
-    const log = this.ctx.logger;
     sock.setNoDelay(true);
     sock.on("error", () => {});
     const client = { ip: sock.remoteAddress ?? "", port: sock.remotePort ?? 0 };
     const view = this.ctx.view();
     const source = await this.#attribute(view, sock, client);
-    if (source === null) return;
-    let plan: OutboundPlan | undefined;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      plan = planOutbound(this.ctx.snapshot(), {
+    if (source === null) {
+      this.#recordRefusal(
+        { client, source: undefined, via: "vip", dst: formatAuthority(spec) },
+        "unattributed",
+        "not attributed to a workload",
+      );
+      return void sock.destroy();
+    }
+    const conn: OutboundConnection = {
+      client,
+      source,
+      via: "vip",
+      dst: formatAuthority(spec),
+      service: this.ctx.snapshot().services.get(spec.service),
+    };
+    const opened = await this.#open(conn, (unhealthy) =>
+      planOutbound(this.ctx.snapshot(), {
         service: spec.service,
         port: spec.servicePort,
         source,
         node: view.node.name,
-        unhealthy: this.#ejected(),
-      });
-      if (plan.kind === "fail") break;
-      const ok = await this.#carry(plan, sock, client, source);
-      if (ok) return;
-      if (sock.destroyed) return;
+        unhealthy,
+      }), () => sock.destroyed);
+    if (!opened.ok) return void sock.destroy();
+    await this.#pipe(conn, sock, opened);
+  }
+
+  /** The explicit-proxy connector (SOCKS5, HTTP CONNECT) over this outbound path. */
+  readonly connector: ProxyConnector = {
+    connect: (sock, target, via) => this.#proxyConnect(sock, target, via),
+  };
+
+  async #proxyConnect(
+    sock: net.Socket,
+    target: ProxyTarget,
+    via: "socks5" | "http",
+  ): Promise<ProxyOpen> {
+    try {
+      const client = { ip: sock.remoteAddress ?? "", port: sock.remotePort ?? 0 };
+      const dst = target.kind === "ipv6"
+        ? `[${target.host}]:${target.port}`
+        : `${target.host}:${target.port}`;
+      const view = this.ctx.view();
+      const source = await this.#attribute(view, sock, client, false);
+      if (source === null) {
+        this.#recordRefusal(
+          { client, source: undefined, via, dst },
+          "unattributed",
+          "not attributed to a workload",
+        );
+        return {
+          ok: false,
+          failure: "not_allowed",
+          message: "this connection is not attributed to a mesh workload on this node",
+        };
+      }
+      let ip = target.host;
+      if (target.kind === "domain") {
+        const namespaces = source ? [source.namespace] : [
+          ...new Set(
+            [...view.workloads.values()].map((w) => w.namespace),
+          ),
+        ];
+        const found = this.ctx.resolveName?.(target.host, namespaces) ??
+          await lookupHost(target.host);
+        if (!found) {
+          this.#recordRefusal({ client, source, via, dst }, "no_healthy_endpoint", "no such host");
+          return { ok: false, failure: "host_unreachable", message: `no such host ${target.host}` };
+        }
+        ip = found;
+      }
+      const snapshot = this.ctx.snapshot();
+      const conn: OutboundConnection = {
+        client,
+        source,
+        via,
+        dst,
+        service: snapshot.servicesByVip.get(canonicalIp(ip)),
+      };
+      const opened = await this.#open(conn, (unhealthy) =>
+        planToAddress(this.ctx.snapshot(), {
+          ip,
+          port: target.port,
+          source,
+          node: view.node.name,
+          unhealthy,
+        }), () => sock.destroyed);
+      if (!opened.ok) {
+        return { ok: false, failure: proxyFailure(opened.error), message: opened.error.message };
+      }
+      return { ok: true, pipe: () => this.#pipe(conn, sock, opened) };
+    } catch (e) {
+      this.ctx.logger.error("proxied connection failed", { error: e as Error });
+      return { ok: false, failure: "general", message: (e as Error).message };
     }
-    if (plan?.kind === "fail") {
-      log.warn("outbound connection has nowhere to go", {
-        source: source?.key,
-        service: `${spec.service}:${spec.servicePort}`,
-        reason: plan.detail,
-      });
-    }
-    sock.destroy();
   }
 
   #ejected(): Set<string> {
@@ -164,11 +249,15 @@ export class Outbound {
     return out;
   }
 
-  /** The local workload that opened `sock`, undefined (allowed unattributed) or null (refused). */
+  /**
+   * The local workload that opened `sock`, undefined (allowed unattributed)
+   * or null (refused; `sock` is left to the caller).
+   */
   async #attribute(
     view: LocalView,
     sock: net.Socket,
     client: HostPort,
+    byAddress = true,
   ): Promise<Workload | undefined | null> {
     const candidates = [...view.workloads.values()];
     const needUid = candidates.length > 1 && candidates.some((w) => w.user !== undefined);
@@ -182,7 +271,9 @@ export class Outbound {
         address: w.address,
         user: w.user,
       })),
-      { sourceIp: client.ip, uid },
+      // A proxy client's source address says nothing when it dials the
+      // proxy's loopback address; only the socket owner does.
+      { sourceIp: byAddress || !isLoopbackIp(client.ip) ? client.ip : "", uid },
       (u) => this.#uids.get(u),
     );
     if (a.ok) return view.workloads.get(a.workload);
@@ -193,67 +284,102 @@ export class Outbound {
         : "outbound connection refused: not attributed to a workload",
       { client: formatAuthority(client), uid, reason: a.reason },
     );
-    if (allow) return undefined;
-    sock.destroy();
-    return null;
+    return allow ? undefined : null;
   }
 
-  /** Carries the connection along `plan`; false when the hop failed before any byte moved. */
-  async #carry(
-    plan: Exclude<OutboundPlan, { kind: "fail" }>,
-    sock: net.Socket,
-    client: HostPort,
-    source: Workload | undefined,
-  ): Promise<boolean> {
+  /**
+   * Plans and opens the upstream, trying a second endpoint once when the
+   * first cannot be reached; records the refusal when none can be.
+   */
+  async #open(
+    conn: OutboundConnection,
+    plan: (unhealthy: Set<string>) => OutboundPlan,
+    abandoned: () => boolean,
+  ): Promise<Opened | { ok: false; error: TunnelError }> {
     const log = this.ctx.logger;
-    const started = Date.now();
-    let upstream: import("node:stream").Duplex;
-    let peerIdentity: string | undefined;
-    try {
-      if (plan.kind === "hbone") {
-        const t = await this.ctx.pool.open({
-          source: source!.identity,
-          expected: plan.expected,
-          nextHop: plan.nextHop,
-          authority: plan.authority,
-          headers: tunnelHeaders(client, plan.hostname, source!),
+    let last: TunnelError | undefined;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const p = plan(this.#ejected());
+      if (p.kind === "fail") {
+        last = new TunnelError(p.failure, p.detail);
+        log.warn("outbound connection has nowhere to go", {
+          source: conn.source?.key,
+          destination: conn.dst,
+          reason: p.detail,
         });
-        upstream = t.stream;
-        peerIdentity = t.peerIdentity;
-      } else {
-        const to = plan.kind === "plaintext" ? plan.nextHop : plan.destination;
-        upstream = await dial(to, this.ctx.snapshot().mesh.defaults.connectTimeout);
-        if (plan.kind === "plaintext") {
-          upstream.write(proxyHeaderForPeer(client, plan.destination));
-        }
+        break;
       }
-    } catch (e) {
-      const err = e as Error;
-      const endpoint = "endpoint" in plan ? plan.endpoint : undefined;
-      const retryable = !(err instanceof TunnelError) ||
-        ["connect_failed", "tls_failure", "upstream_refused"].includes(err.failure) ||
-        (err.failure === "peer_status" && err.status === 503);
-      if (endpoint && retryable) this.#unhealthy.set(endpoint, Date.now() + EJECT_MS);
-      log.warn("outbound tunnel failed", {
-        source: source?.key,
-        destination: plan.kind === "hbone" ? plan.authority : undefined,
-        via: formatAuthority(plan.kind === "direct" ? plan.destination : plan.nextHop),
-        flag: err instanceof TunnelError ? FAILURES[err.failure].flag : "CONNECT",
-        error: err.message,
-      });
-      // A policy denial or a refusal that another endpoint will not change ends here.
-      if (!retryable || !endpoint) sock.destroy();
-      return false;
+      const started = Date.now();
+      try {
+        const o = await this.#dialPlan(p, conn);
+        if (abandoned()) {
+          o.upstream.destroy();
+          return { ok: false, error: new TunnelError("connect_failed", "client went away") };
+        }
+        return { ...o, ok: true, plan: p, started };
+      } catch (e) {
+        const err = e instanceof TunnelError
+          ? e
+          : new TunnelError("connect_failed", (e as Error).message);
+        last = err;
+        const endpoint = "endpoint" in p ? p.endpoint : undefined;
+        const retryable = ["connect_failed", "tls_failure", "upstream_refused"].includes(
+          err.failure,
+        ) || (err.failure === "peer_status" && err.status === 503);
+        if (endpoint && retryable) this.#unhealthy.set(endpoint, Date.now() + EJECT_MS);
+        log.warn("outbound tunnel failed", {
+          source: conn.source?.key,
+          destination: p.kind === "hbone" ? p.authority : conn.dst,
+          via: formatAuthority(
+            p.kind === "direct" || p.kind === "passthrough" ? p.destination : p.nextHop,
+          ),
+          flag: err.flag,
+          error: err.message,
+        });
+        // A policy denial or a refusal that another endpoint will not change ends here.
+        if (!retryable || !endpoint || abandoned()) break;
+      }
     }
+    const error = last ?? new TunnelError("connect_failed", "no attempt made");
+    this.#recordRefusal(conn, error.failure, error.message, error);
+    return { ok: false, error };
+  }
+
+  async #dialPlan(
+    plan: Exclude<OutboundPlan, { kind: "fail" }>,
+    conn: OutboundConnection,
+  ): Promise<{ upstream: Duplex; peerIdentity?: string }> {
+    if (plan.kind === "hbone") {
+      const t = await this.ctx.pool.open({
+        source: conn.source!.identity,
+        expected: plan.expected,
+        nextHop: plan.nextHop,
+        authority: plan.authority,
+        headers: tunnelHeaders(conn.client, plan.hostname, conn.source!),
+      });
+      return { upstream: t.stream, peerIdentity: t.peerIdentity };
+    }
+    const to = plan.kind === "plaintext" ? plan.nextHop : plan.destination;
+    const upstream = await dial(to, this.ctx.snapshot().mesh.defaults.connectTimeout);
+    if (plan.kind === "plaintext") {
+      upstream.write(proxyHeaderForPeer(conn.client, plan.destination));
+    }
+    return { upstream };
+  }
+
+  /** Relays an opened connection to its end; tracks, counts and logs it. */
+  async #pipe(conn: OutboundConnection, sock: net.Socket, o: Opened): Promise<void> {
+    const { upstream, plan } = o;
     if (sock.destroyed) {
       upstream.destroy();
-      return true;
+      return;
     }
-    const counters = { aToB: 0, bToA: 0 };
+    const tracked = this.ctx.telemetry.metrics.established(this.#labels(conn, o, "-"));
+    const source = conn.source;
     const untrack = this.ctx.registry.add({
       direction: "outbound",
       workload: source?.key ?? "-",
-      started,
+      started: o.started,
       recheck: () =>
         source && !this.ctx.view().workloads.has(source.key)
           ? "source workload left the mesh or this node"
@@ -263,42 +389,147 @@ export class Outbound {
         upstream.destroy();
       },
     });
-    const destination = plan.kind === "hbone" ? plan.authority : formatAuthority(plan.destination);
-    const r = await relay(sock, upstream, counters);
+    const r = await relay(sock, upstream, tracked.counters);
     untrack();
-    const rec: ConnectionRecord = {
+    tracked.close();
+    this.ctx.telemetry.access({
       direction: "outbound",
-      source: formatAuthority(client),
-      sourceIdentity: source?.identity,
-      destination,
-      workload: source?.key ?? "-",
-      destinationIdentity: peerIdentity,
-      sent: r.aToB,
-      received: r.bToA,
-      durationMs: Date.now() - started,
-      error: r.error?.message,
+      via: conn.via,
+      src: formatAuthority(conn.client),
+      srcWorkload: source?.key,
+      srcIdentity: source?.identity,
+      dst: plan.kind === "hbone" ? plan.authority : formatAuthority(plan.destination),
+      dstService: conn.service?.hostname,
+      dstWorkload: "endpoint" in plan ? plan.endpoint : undefined,
+      dstIdentity: o.peerIdentity,
+      hop: plan.kind === "hbone" || plan.kind === "plaintext"
+        ? (plan.kind === "hbone" && plan.waypoint ? `waypoint ${plan.waypoint} ` : "") +
+          formatAuthority(plan.nextHop)
+        : undefined,
+      bytesReceived: r.aToB,
+      bytesSent: r.bToA,
+      durationMs: Date.now() - o.started,
+      outcome: r.error ? "error" : "ok",
       flag: "-",
-    };
-    log.info("outbound connection closed", {
-      ...rec,
-      via: "waypoint" in plan ? plan.waypoint : undefined,
+      error: r.error?.message,
     });
-    this.ctx.onClosed?.(rec);
-    return true;
+  }
+
+  #labels(
+    conn: OutboundConnection,
+    o: Pick<Opened, "plan" | "peerIdentity"> | undefined,
+    flag: string,
+  ): TcpLabels {
+    const plan = o?.plan;
+    const endpoint = plan && "endpoint" in plan && plan.endpoint
+      ? this.ctx.snapshot().workloads.get(plan.endpoint)
+      : undefined;
+    return {
+      reporter: "source",
+      source: conn.source ? workloadLabels(conn.source) : unknownPeer(),
+      destination: endpoint
+        ? { ...workloadLabels(endpoint), principal: o?.peerIdentity ?? UNKNOWN }
+        : unknownPeer(o?.peerIdentity),
+      service: conn.service ? serviceLabels(conn.service) : undefined,
+      responseFlags: flag,
+      securityPolicy: plan?.kind === "hbone"
+        ? "mutual_tls"
+        : plan === undefined
+        ? "unknown"
+        : "none",
+    };
+  }
+
+  #recordRefusal(
+    conn: Omit<OutboundConnection, "service"> & { service?: ServiceInfo },
+    failure: TunnelFailure,
+    detail: string,
+    err?: TunnelError,
+  ): void {
+    const flag = err?.flag ?? FAILURES[failure].flag;
+    this.ctx.telemetry.metrics.failed(this.#labels(conn, undefined, flag));
+    this.ctx.telemetry.access({
+      direction: "outbound",
+      via: conn.via,
+      src: formatAuthority(conn.client),
+      srcWorkload: conn.source?.key,
+      srcIdentity: conn.source?.identity,
+      dst: conn.dst,
+      dstService: conn.service?.hostname,
+      bytesReceived: 0,
+      bytesSent: 0,
+      durationMs: 0,
+      outcome: "refused",
+      flag,
+      error: detail,
+    });
+  }
+}
+
+/** One outbound connection as accepted. */
+interface OutboundConnection {
+  readonly client: HostPort;
+  /** The attributed workload; undefined when unattributed traffic is allowed. */
+  readonly source: Workload | undefined;
+  readonly via: "vip" | "socks5" | "http";
+  /** What the app dialed or asked for. */
+  readonly dst: string;
+  readonly service?: ServiceInfo;
+}
+
+/** An opened upstream. */
+interface Opened {
+  readonly ok: true;
+  readonly upstream: Duplex;
+  readonly peerIdentity?: string;
+  readonly plan: Exclude<OutboundPlan, { kind: "fail" }>;
+  readonly started: number;
+}
+
+/** The proxy failure a tunnel error maps to. */
+function proxyFailure(e: TunnelError): ProxyFailure {
+  switch (e.failure) {
+    case "denied":
+    case "unattributed":
+      return "not_allowed";
+    case "no_healthy_endpoint":
+    case "no_workload":
+    case "not_local":
+      return "host_unreachable";
+    case "upstream_refused":
+      return "connection_refused";
+    case "upstream_timeout":
+      return "timed_out";
+    case "peer_status":
+      return e.status === 401 || e.status === 403 ? "not_allowed" : "host_unreachable";
+    case "connect_failed":
+      return /timed out/.test(e.message) ? "timed_out" : "connection_refused";
+    default:
+      return "general";
+  }
+}
+
+/** The first address of a host name from the system resolver; undefined when it has none. */
+async function lookupHost(name: string): Promise<string | undefined> {
+  try {
+    const r = await dnsLookup(name);
+    return r.address;
+  } catch {
+    return undefined;
   }
 }
 
 /** `forwarded`, `baggage` and `traceparent`, as Istio's ztunnel sends them. */
 export function tunnelHeaders(
   client: HostPort,
-  hostname: string,
+  hostname: string | undefined,
   source: Workload,
 ): Record<string, string> {
   const app = source.labels["app"] ?? source.labels["app.kubernetes.io/name"] ?? source.name;
   const version = source.labels["version"] ?? source.labels["app.kubernetes.io/version"] ??
     "latest";
   return {
-    forwarded: `for="${formatAuthority(client)}";host=${hostname}`,
+    forwarded: `for="${formatAuthority(client)}"` + (hostname ? `;host=${hostname}` : ""),
     baggage: [
       `k8s.namespace.name=${source.namespace}`,
       `k8s.workloadentry.name=${source.name}`,

@@ -68,7 +68,8 @@ export type OutboundPlan =
     readonly expected: readonly string[];
     readonly endpoint?: string;
     readonly waypoint?: string;
-    readonly hostname: string;
+    /** Service FQDN; absent for a connection addressed to a workload. */
+    readonly hostname?: string;
   }
   | {
     /** Plaintext to the destination node's 15006 with a PROXY header (no source identity). */
@@ -76,14 +77,19 @@ export type OutboundPlan =
     readonly nextHop: HostPort;
     readonly destination: HostPort;
     readonly endpoint: string;
-    readonly hostname: string;
+    readonly hostname?: string;
   }
   | {
     /** Straight TCP to a workload outside the mesh. */
     readonly kind: "direct";
     readonly destination: HostPort;
     readonly endpoint: string;
-    readonly hostname: string;
+    readonly hostname?: string;
+  }
+  | {
+    /** Straight TCP to an address that is neither a Service VIP nor a workload (passthrough). */
+    readonly kind: "passthrough";
+    readonly destination: HostPort;
   }
   | { readonly kind: "fail"; readonly failure: TunnelFailure; readonly detail: string };
 
@@ -183,6 +189,76 @@ function planToEndpoint(
     expected: [w.identity],
     endpoint: w.key,
     hostname: svc.hostname,
+  };
+}
+
+/** Inputs of {@link planToAddress}. */
+export interface AddressRequest extends Omit<OutboundRequest, "service"> {
+  /** The destination address the app asked for (canonical text). */
+  readonly ip: string;
+}
+
+/**
+ * Decides the hop for a connection addressed by IP (an explicit proxy
+ * request, SOCKS5 or HTTP CONNECT): a Service VIP is planned as the
+ * Service; a workload's address gets HBONE to its node (or the workload's
+ * waypoint), or straight TCP when the workload is not in the mesh; any
+ * other address is passed through, as Istio's ztunnel passes through
+ * traffic to destinations outside the mesh. Loopback addresses name
+ * workloads on this node only.
+ */
+export function planToAddress(s: Snapshot, req: AddressRequest): OutboundPlan {
+  const ip = canonicalIp(req.ip);
+  const svc = s.servicesByVip.get(ip);
+  if (svc) return planOutbound(s, { ...req, service: svc.key });
+  const target = { ip, port: req.port };
+  const candidates: Workload[] = [];
+  for (const [node, byIp] of s.workloadsByAddress) {
+    if (isLoopbackIp(ip) && node !== req.node) continue;
+    candidates.push(...(byIp.get(ip) ?? []));
+  }
+  if (candidates.length === 0) return { kind: "passthrough", destination: target };
+  const declares = (w: Workload) => Object.values(w.ports).includes(req.port);
+  const w = candidates.find(declares) ?? candidates[0];
+  const node = s.nodes.get(w.node)!;
+  if (!w.enrolled) {
+    if (w.node !== req.node && isLoopbackIp(ip)) {
+      return noEndpoint(`workload ${w.key} is not in the mesh and listens on loopback`);
+    }
+    return { kind: "direct", destination: target, endpoint: w.key };
+  }
+  const wp = w.waypoint ? s.waypoints.get(w.waypoint) : undefined;
+  if (w.waypoint && !wp) {
+    return noEndpoint(
+      `workload ${w.key} uses waypoint ${w.waypoint}, which is not a known waypoint; refusing to bypass it`,
+    );
+  }
+  if (
+    wp && req.source && wp.identity !== req.source.identity &&
+    (wp.for === "workload" || wp.for === "all")
+  ) {
+    return {
+      kind: "hbone",
+      nextHop: { ip: wp.address, port: wp.port },
+      authority: formatAuthority(target),
+      expected: [wp.identity],
+      waypoint: wp.key,
+    };
+  }
+  if (!req.source) {
+    return {
+      kind: "plaintext",
+      nextHop: { ip: node.address, port: PLAINTEXT_PORT },
+      destination: target,
+      endpoint: w.key,
+    };
+  }
+  return {
+    kind: "hbone",
+    nextHop: { ip: node.address, port: HBONE_PORT },
+    authority: formatAuthority(target),
+    expected: [w.identity],
+    endpoint: w.key,
   };
 }
 

@@ -9,6 +9,7 @@ import {
   type OutboundRequest,
   pickEndpoint,
   planOutbound,
+  planToAddress,
 } from "./outbound_plan.ts";
 
 type Obj = Record<string, unknown>;
@@ -112,6 +113,9 @@ const DOCS: Obj[] = [
   workload("payments/wp", "node-b", "10.1.0.22", { app: "wp-self" }),
   workload("legacy/old", "node-b", "10.1.0.31", { app: "old" }),
   workload("legacy/loop", "node-b", "127.0.0.5", { app: "loop" }),
+  workload("payments/behind-wp", "node-b", "10.1.0.23", { app: "bw", [USE_WP]: "wl-wp" }),
+  workload("payments/behind-swp", "node-b", "10.1.0.24", { app: "bsw", [USE_WP]: "wp" }),
+  workload("shop/local-loop", "node-a", "127.0.0.7", { app: "ll" }),
   service("shop/web", "10.96.0.10", { app: "web" }, [{
     name: "http",
     port: 80,
@@ -448,6 +452,104 @@ function counts(service: string, n: number, random: () => number, unhealthy?: Se
   }
   return out;
 }
+
+Deno.test("planToAddress() plans proxy requests addressed by IP: VIP, workload, passthrough", () => {
+  const at = (ip: string, port: number, source: string | undefined, node = "node-a") => ({
+    ip,
+    port,
+    source: source === undefined ? undefined : S.workloads.get(source)!,
+    node,
+    random: () => 0,
+  });
+  const table: [string, ReturnType<typeof at>, OutboundPlan][] = [
+    [
+      "a Service VIP is planned as the Service",
+      at("10.96.0.11", 80, "shop/client"),
+      hbone("shop/web-1", "10.1.0.11:9000", "10.0.0.1", "shop/num"),
+    ],
+    [
+      "a workload address: HBONE to its node with that address and port, no service host",
+      at("10.1.0.12", 8081, "shop/client"),
+      {
+        kind: "hbone",
+        nextHop: { ip: "10.0.0.2", port: 15008 },
+        authority: "10.1.0.12:8081",
+        expected: [id("shop", "web-2")],
+        endpoint: "shop/web-2",
+      },
+    ],
+    [
+      "an IPv6 workload address, written in a long form",
+      at("fd00:1:0::5", 443, "shop/client"),
+      {
+        kind: "hbone",
+        nextHop: { ip: "10.0.0.2", port: 15008 },
+        authority: "[fd00:1::5]:443",
+        expected: [id("shop", "v6")],
+        endpoint: "shop/v6",
+      },
+    ],
+    [
+      "a workload outside the mesh: straight TCP",
+      at("10.1.0.31", 8080, "shop/client"),
+      { kind: "direct", destination: { ip: "10.1.0.31", port: 8080 }, endpoint: "legacy/old" },
+    ],
+    [
+      "no identity: plaintext to the node's 15006",
+      at("10.1.0.21", 9090, undefined),
+      {
+        kind: "plaintext",
+        nextHop: { ip: "10.0.0.2", port: 15006 },
+        destination: { ip: "10.1.0.21", port: 9090 },
+        endpoint: "payments/ratings",
+      },
+    ],
+    [
+      "a workload with a workload waypoint goes to the waypoint, :authority the workload",
+      at("10.1.0.23", 80, "shop/client"),
+      {
+        kind: "hbone",
+        nextHop: { ip: "10.0.2.101", port: 15008 },
+        authority: "10.1.0.23:80",
+        expected: [id("payments", "wl-wp")],
+        waypoint: "payments/wl-wp",
+      },
+    ],
+    [
+      "a service-only waypoint does not take traffic addressed to the workload",
+      at("10.1.0.24", 80, "shop/client"),
+      {
+        kind: "hbone",
+        nextHop: { ip: "10.0.0.2", port: 15008 },
+        authority: "10.1.0.24:80",
+        expected: [id("payments", "behind-swp")],
+        endpoint: "payments/behind-swp",
+      },
+    ],
+    [
+      "an address outside the mesh is passed through",
+      at("192.0.2.7", 443, "shop/client"),
+      { kind: "passthrough", destination: { ip: "192.0.2.7", port: 443 } },
+    ],
+    [
+      "a loopback workload address on another node is not that workload here",
+      at("127.0.0.5", 8080, "shop/client"),
+      { kind: "passthrough", destination: { ip: "127.0.0.5", port: 8080 } },
+    ],
+    [
+      "a loopback workload address on this node is that workload",
+      at("127.0.0.7", 8080, "shop/client"),
+      {
+        kind: "hbone",
+        nextHop: { ip: "10.0.0.1", port: 15008 },
+        authority: "127.0.0.7:8080",
+        expected: [id("shop", "local-loop")],
+        endpoint: "shop/local-loop",
+      },
+    ],
+  ];
+  for (const [name, r, want] of table) assertEquals(planToAddress(S, r), want, name);
+});
 
 Deno.test("pickEndpoint() splits by weight, never picks weight 0, and avoids unhealthy endpoints", () => {
   // Evenly spread random values give the exact weighted split.

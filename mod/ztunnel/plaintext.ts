@@ -8,17 +8,22 @@
  * @module
  */
 import net from "node:net";
-import type { Snapshot } from "../config/snapshot.ts";
 import { decodeProxyHeader, type ProxyHeader } from "../hbone/proxy_protocol.ts";
 import type { HostPort } from "../hbone/authority.ts";
 import { evaluateL4 } from "../policy/authz.ts";
 import { mtlsModeFor } from "../policy/peer_auth.ts";
-import { deliver, type InboundContext, resolveInbound } from "./inbound.ts";
+import { sourceLabels } from "../telemetry/tcp_metrics.ts";
+import {
+  deliver,
+  type InboundContext,
+  type InboundOrigin,
+  inboundService,
+  recordInboundRefusal,
+  resolveInbound,
+} from "./inbound.ts";
 
 /** Options for {@link servePlaintext}. */
-export interface PlaintextContext extends InboundContext {
-  snapshot(): Snapshot;
-}
+export type PlaintextContext = InboundContext;
 
 /** Listens on `at`; returns the server. */
 export function servePlaintext(ctx: PlaintextContext, at: HostPort): Promise<net.Server> {
@@ -92,18 +97,29 @@ function handle(ctx: PlaintextContext, sock: net.Socket, h: ProxyHeader): void {
     return void sock.destroy();
   }
   const target = h.destination;
+  const dst = `${target.ip}:${target.port}`;
+  const snapshot = ctx.snapshot();
+  const client = h.source ?? peer;
+  const origin = (w?: Parameters<typeof inboundService>[2]): InboundOrigin => ({
+    via: "plaintext",
+    peer: `${peer.ip}:${peer.port}`,
+    source: sourceLabels(snapshot, undefined, peer.ip, undefined),
+    service: inboundService(snapshot, undefined, w, target.port),
+  });
   const resolved = resolveInbound(ctx.view(), target, (ip) => ctx.isHostAddress(ip));
   if (!resolved.ok) {
     log.info("plaintext inbound refused", { peer: peer.ip, reason: resolved.detail });
+    recordInboundRefusal(ctx, origin(), dst, undefined, resolved.failure, resolved.detail);
     return void sock.destroy();
   }
   const w = resolved.workload;
-  const mode = mtlsModeFor(ctx.snapshot(), w, target.port);
+  const mode = mtlsModeFor(snapshot, w, target.port);
   if (mode === "STRICT") {
     log.warn("plaintext inbound refused: PeerAuthentication is STRICT", {
       peer: `${peer.ip}:${peer.port}`,
       workload: w.key,
     });
+    recordInboundRefusal(ctx, origin(w), dst, w, "denied", "PeerAuthentication is STRICT");
     return void sock.destroy();
   }
   const conn = { sourceIp: peer.ip, destinationIp: target.ip, destinationPort: target.port };
@@ -114,6 +130,7 @@ function handle(ctx: PlaintextContext, sock: net.Socket, h: ProxyHeader): void {
       workload: w.key,
       reason: decision.reason,
     });
+    recordInboundRefusal(ctx, origin(w), dst, w, "denied", decision.reason);
     return void sock.destroy();
   }
   let closed = false;
@@ -126,8 +143,8 @@ function handle(ctx: PlaintextContext, sock: net.Socket, h: ProxyHeader): void {
     workload: w,
     target,
     conn,
-    source: h.source ?? peer,
-    peerLabel: `${peer.ip}:${peer.port}`,
+    source: client,
+    origin: origin(w),
     closed: () => closed,
     onClose: (fn) => closed ? fn() : void closers.push(fn),
     accept: () => sock,

@@ -10,7 +10,7 @@ import type net from "node:net";
 import { dumpSnapshot } from "../config/dump.ts";
 import type { Snapshot } from "../config/snapshot.ts";
 import type { ConfigStore } from "../config/store.ts";
-import { type AdminServer, serveAdmin } from "../admin/admin.ts";
+import { type AdminServer, type AdminSources, serveAdmin } from "../admin/admin.ts";
 import type { CertificateSource } from "../identity/ca_client.ts";
 import { CertManager } from "../identity/cert_manager.ts";
 import type { Logger } from "../log/logger.ts";
@@ -28,6 +28,10 @@ import { Outbound } from "./outbound.ts";
 import { servePlaintext } from "./plaintext.ts";
 import { HostAddresses } from "./host_addresses.ts";
 import { parseDuration } from "../config/formats.ts";
+import { type ProbeServer, type Readiness, serveMetrics, serveReadiness } from "../admin/probes.ts";
+import type { Family } from "../telemetry/prometheus.ts";
+import { quietTelemetry, type Telemetry } from "../telemetry/telemetry.ts";
+import { VERSION } from "../version.ts";
 
 /** Options for {@link Ztunnel.start}. */
 export interface ZtunnelOptions {
@@ -47,6 +51,20 @@ export interface ZtunnelOptions {
   readonly handshakeTimeoutMs?: number;
   /** Run without the data plane (identity only). */
   readonly dataPlane?: boolean;
+  /** Prometheus `/metrics` and `/stats/prometheus` (15020); undefined disables it. */
+  readonly metrics?: { hostname: string; port: number };
+  /** Readiness `/healthz/ready` (15021); undefined disables it. */
+  readonly readiness?: { hostname: string; port: number };
+  /** Metrics and access log sinks (default: counting, no access log). */
+  readonly telemetry?: Telemetry;
+  /** Called by the admin API's `POST /quitquitquit`. */
+  readonly onQuit?: () => void;
+  /** DNS proxy (UDP and TCP); undefined disables it. */
+  readonly dns?: { hostname: string; port: number };
+  /** SOCKS5 proxy; undefined disables it. */
+  readonly socks5?: { hostname: string; port: number };
+  /** HTTP proxy (CONNECT and absolute-form http://); undefined disables it. */
+  readonly httpProxy?: { hostname: string; port: number };
 }
 
 /** A running ztunnel. */
@@ -67,9 +85,15 @@ export class Ztunnel {
   #offReload: () => void;
   #hostAddresses = new HostAddresses();
   #refreshTimer?: ReturnType<typeof setInterval>;
+  readonly telemetry: Telemetry;
+  #readiness?: ProbeServer;
+  #metrics?: ProbeServer;
+  #started = false;
+  #stopping?: string;
 
   private constructor(readonly options: ZtunnelOptions) {
     this.#view = localView(options.store.current, options.node);
+    this.telemetry = options.telemetry ?? quietTelemetry();
     this.certs = new CertManager({
       source: options.certSource,
       logger: options.logger,
@@ -91,30 +115,224 @@ export class Ztunnel {
   /** Starts the role; throws UnknownNodeError when the node is not in the config. */
   static async start(options: ZtunnelOptions): Promise<Ztunnel> {
     const z = new Ztunnel(options);
-    z.certs.sync(z.identities());
     try {
+      // Readiness first, so a probe sees "not ready" with reasons while the rest starts.
+      if (options.readiness) {
+        z.#readiness = serveReadiness(() => z.readiness(), {
+          ...options.readiness,
+          logger: options.logger,
+        });
+      }
+      z.certs.sync(z.identities());
       if (options.dataPlane !== false) await z.#startDataPlane();
+      if (options.metrics) {
+        z.#metrics = serveMetrics(() => z.metricsText(), {
+          ...options.metrics,
+          logger: options.logger,
+        });
+      }
+      if (options.admin) {
+        z.#admin = serveAdmin(z.#adminSources(), { ...options.admin, logger: options.logger });
+      }
     } catch (e) {
       await z.close();
       throw e;
     }
     z.#logPolicyWarnings();
-    if (options.admin) {
-      z.#admin = serveAdmin({
-        certs: () => ({
-          node: options.node,
-          identities: z.certs.list(),
-          trustBundle: describeRoots(z),
-        }),
-        metrics: () => renderPrometheus(certManagerFamilies(z.certs)),
-        configDump: () => ({
-          generation: options.store.generation,
-          lastReloadError: options.store.lastFailure,
-          ...dumpSnapshot(options.store.current, { node: options.node }),
-        }),
-      }, { ...options.admin, logger: options.logger });
-    }
+    z.#started = true;
     return z;
+  }
+
+  #adminSources(): AdminSources {
+    const o = this.options;
+    return {
+      certs: () => ({
+        node: o.node,
+        identities: this.certs.list(),
+        trustBundle: describeRoots(this),
+      }),
+      metrics: () => this.metricsText(),
+      configDump: () => ({
+        node: o.node,
+        generation: o.store.generation,
+        lastReloadError: o.store.lastFailure,
+        certificates: this.certs.list(),
+        ...dumpSnapshot(o.store.current, { node: o.node }),
+      }),
+      workloads: () => this.#describeWorkloads(),
+      services: () => this.#describeServices(),
+      policies: () => this.#describePolicies(),
+      ready: () => this.readiness(),
+      logger: o.logger,
+      quit: o.onQuit,
+    };
+  }
+
+  /**
+   * Ready when the config is loaded, every local workload's certificate is
+   * present, and every listener is up; not ready while stopping.
+   */
+  readiness(): Readiness {
+    const pending: string[] = [];
+    if (this.#stopping) pending.push(`stopping (${this.#stopping})`);
+    if (!this.#started) pending.push("starting");
+    for (const id of this.identities()) {
+      if (!this.certs.peek(id)) {
+        const st = this.certs.list().find((c) => c.id === id);
+        pending.push(
+          `certificate for ${id}` +
+            (st?.failures
+              ? ` (${st.failures} failed attempts: ${st.lastError ?? "see logs"})`
+              : ""),
+        );
+      }
+    }
+    if (this.options.dataPlane !== false) {
+      if (!this.#hbone) pending.push("HBONE listener");
+      if (!this.#plaintext) pending.push("plaintext listener");
+      for (const f of this.#outbound?.failures ?? []) {
+        pending.push(
+          `outbound listener ${f.spec.ip}:${f.spec.port} for ${f.spec.service}:${f.spec.servicePort}: ${f.error}`,
+        );
+      }
+    }
+    return { ready: pending.length === 0, pending };
+  }
+
+  /** All metric families of this node. */
+  families(): Family[] {
+    const o = this.options;
+    return [
+      ...this.telemetry.metrics.families(),
+      {
+        name: "istio_build",
+        help: "Istio component build info (ambit's version as the tag).",
+        type: "gauge",
+        samples: () => [{ labels: { component: "ztunnel", tag: VERSION }, value: 1 }],
+      },
+      ...certManagerFamilies(this.certs),
+      {
+        name: "ambit_config_reloads_total",
+        help: "Config reloads applied (including the initial load).",
+        type: "counter",
+        samples: () => [{ value: o.store.stats.reloads }],
+      },
+      {
+        name: "ambit_config_reload_failures_total",
+        help: "Config reloads rejected (the last good config stayed in force).",
+        type: "counter",
+        samples: () => [{ value: o.store.stats.failures }],
+      },
+      {
+        name: "ambit_config_generation",
+        help: "Generation of the config in force.",
+        type: "gauge",
+        samples: () => [{ value: o.store.generation }],
+      },
+      {
+        name: "ambit_hbone_pool_connections",
+        help: "Open HBONE client connections in the pool.",
+        type: "gauge",
+        samples: () => [{ value: this.pool.connections }],
+      },
+      {
+        name: "ambit_hbone_pool_streams",
+        help: "Open HBONE client streams over pooled connections.",
+        type: "gauge",
+        samples: () => [{ value: this.pool.openStreams }],
+      },
+      {
+        name: "ambit_hbone_pool_handshakes_total",
+        help: "HBONE client connections made (TLS handshakes), by outcome.",
+        type: "counter",
+        samples: () => [
+          { labels: { outcome: "ok" }, value: this.pool.stats.handshakes },
+          { labels: { outcome: "failed" }, value: this.pool.stats.handshakeFailures },
+        ],
+      },
+      {
+        name: "ambit_connections_active",
+        help: "Proxied connections open now, by direction.",
+        type: "gauge",
+        samples: () => [
+          { labels: { direction: "inbound" }, value: this.registry.count("inbound") },
+          { labels: { direction: "outbound" }, value: this.registry.count("outbound") },
+        ],
+      },
+      {
+        name: "ambit_ready",
+        help: "1 when the readiness probe answers ready.",
+        type: "gauge",
+        samples: () => [{ value: this.readiness().ready ? 1 : 0 }],
+      },
+    ];
+  }
+
+  /** The node's metrics as Prometheus text. */
+  metricsText(): string {
+    return renderPrometheus(this.families());
+  }
+
+  #describeWorkloads() {
+    return {
+      node: this.#view.node.name,
+      address: this.#view.node.address,
+      workloads: [...this.#view.workloads.values()].map((w) => ({
+        key: w.key,
+        identity: w.identity,
+        address: w.address,
+        ports: w.ports,
+        labels: w.labels,
+        user: w.user,
+        services: w.services,
+        waypoint: w.waypoint,
+        proxyProtocol: w.proxyProtocol,
+        certificate: this.certs.list().find((c) => c.id === w.identity)?.state ?? "missing",
+      })),
+      connections: {
+        inbound: this.registry.count("inbound"),
+        outbound: this.registry.count("outbound"),
+      },
+      outboundListeners: this.outboundListeners,
+    };
+  }
+
+  #describeServices() {
+    const s = this.options.store.current;
+    return {
+      services: [...s.services.values()].map((svc) => ({
+        key: svc.key,
+        hostname: svc.hostname,
+        vip: svc.vip,
+        vipAssigned: svc.vipAssigned,
+        ports: svc.ports,
+        waypoint: svc.waypoint,
+        endpoints: svc.endpoints.map((e) => ({
+          workload: e.workload,
+          node: e.node,
+          address: e.address,
+          ports: e.ports,
+          weight: e.weight,
+        })),
+      })),
+    };
+  }
+
+  #describePolicies() {
+    const cache = this.#policyCache();
+    return {
+      workloads: [...this.#view.workloads.values()].map((w) => ({
+        workload: w.key,
+        policies: cache.forWorkload(w).map((p) => ({
+          policy: p.key,
+          action: p.action,
+          rules: p.rules.length,
+          dryRun: p.dryRun,
+          warnings: p.warnings,
+        })),
+      })),
+      warnings: cache.warnings(),
+    };
   }
 
   async #startDataPlane(): Promise<void> {
@@ -123,6 +341,8 @@ export class Ztunnel {
     const ports = this.options.ports ?? {};
     const ctx: InboundContext = {
       logger: log.child({ component: "inbound" }),
+      snapshot: () => this.options.store.current,
+      telemetry: this.telemetry,
       view: () => this.#view,
       policies: () => this.#policyCache(),
       connectTimeoutMs: () => this.#connectTimeoutMs(),
@@ -132,16 +352,17 @@ export class Ztunnel {
     this.#inbound = ctx;
     this.#hbone = await HboneServer.listen(this.#hboneOptions(node.address));
     await this.#reconcileWorkloadListeners();
-    this.#plaintext = await servePlaintext(
-      { ...ctx, snapshot: () => this.options.store.current },
-      { ip: node.address, port: ports.plaintext ?? PLAINTEXT_PORT },
-    );
+    this.#plaintext = await servePlaintext(ctx, {
+      ip: node.address,
+      port: ports.plaintext ?? PLAINTEXT_PORT,
+    });
     this.#outbound = new Outbound({
       logger: log.child({ component: "outbound" }),
       snapshot: () => this.options.store.current,
       view: () => this.#view,
       pool: this.pool,
       registry: this.registry,
+      telemetry: this.telemetry,
     });
     await this.#outbound.apply();
     this.#refreshTimer = setInterval(() => this.#refreshServers(), 2000);
@@ -322,8 +543,40 @@ export class Ztunnel {
     this.certs.idle().then(() => this.#refreshServers(), () => {});
   }
 
-  /** Stops listeners, connections, timers and the admin server. */
+  /**
+   * Graceful stop: readiness turns "not ready", listeners stop accepting,
+   * HBONE clients get GOAWAY, and live connections may finish for up to
+   * `drainMs`; then everything left is closed.
+   */
+  async shutdown(reason: string, drainMs = 0): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = reason;
+    const log = this.options.logger;
+    this.#offReload();
+    clearInterval(this.#refreshTimer);
+    this.#outbound?.close();
+    this.#plaintext?.close();
+    const draining = [
+      ...[...this.#hboneByAddress.values()].map((srv) => srv.close(false)),
+      this.#hbone?.close(false),
+    ];
+    if (drainMs > 0 && this.registry.size > 0) {
+      log.info("draining connections", { connections: this.registry.size, deadlineMs: drainMs });
+      const until = Date.now() + drainMs;
+      while (this.registry.size > 0 && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      if (this.registry.size > 0) {
+        log.warn("drain deadline passed; closing connections", { left: this.registry.size });
+      }
+    }
+    void Promise.allSettled(draining);
+    await this.close();
+  }
+
+  /** Stops listeners, connections, timers and the admin, metrics and readiness servers. */
   async close(): Promise<void> {
+    this.#stopping ??= "closing";
     this.#offReload();
     clearInterval(this.#refreshTimer);
     this.#outbound?.close();
@@ -335,7 +588,9 @@ export class Ztunnel {
     this.#hboneByAddress.clear();
     await this.#hbone?.close(true);
     this.certs.close();
+    await this.#metrics?.close();
     await this.#admin?.close();
+    await this.#readiness?.close();
   }
 }
 

@@ -211,8 +211,8 @@ Deno.test({
           l.msg === "inbound connection closed"
         )
       ))!;
-      assertEquals(closed.sourceIdentity, id("stranger"));
-      assertEquals(closed.destinationIdentity, id("echo"));
+      assertEquals(closed.src_identity, id("stranger"));
+      assertEquals(closed.dst_identity, id("echo"));
       // Every app connection closed, the reset one too.
       await assertEventually(() =>
         zb.hboneServer!.openStreams === 0 && zb.registry.size === 0 && appSockets.size === 0

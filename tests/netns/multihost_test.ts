@@ -393,13 +393,13 @@ async function meshSteps(t: Deno.TestContext, bed: Bed, dir: string): Promise<vo
 
         const inbound = await eventually(() =>
           mesh.since("b", from, "inbound connection closed").find((r) =>
-            Number(r.received) === size
+            Number(r.bytes_received) === size
           )
         );
-        assertEquals(inbound.sourceIdentity, CLIENT_A);
-        assertEquals(inbound.destinationIdentity, id("apps", "echo"));
-        assertEquals(inbound.workload, "apps/echo");
-        assertEquals(Number(inbound.sent), size + hello.header.length + 1);
+        assertEquals(inbound.src_identity, CLIENT_A);
+        assertEquals(inbound.dst_identity, id("apps", "echo"));
+        assertEquals(inbound.dst_workload, "apps/echo");
+        assertEquals(Number(inbound.bytes_sent), size + hello.header.length + 1);
       },
     );
 
@@ -561,11 +561,11 @@ async function meshSteps(t: Deno.TestContext, bed: Bed, dir: string): Promise<vo
         assertEquals(ledger.exited, false, "the app kept running");
         const inbound = await eventually(() =>
           mesh.since("b", from, "inbound connection closed").find((r) =>
-            r.workload === "legacy/ledger"
+            r.dst_workload === "legacy/ledger"
           )
         );
-        assertEquals(inbound.sourceIdentity, CLIENT_A);
-        assertEquals(inbound.destinationIdentity, id("legacy", "ledger"));
+        assertEquals(inbound.src_identity, CLIENT_A);
+        assertEquals(inbound.dst_identity, id("legacy", "ledger"));
         await mesh.reconfigure({});
       },
     );

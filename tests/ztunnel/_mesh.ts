@@ -8,6 +8,8 @@ import { LocalCa } from "../../mod/identity/ca_client.ts";
 import type { CaMaterial } from "../../mod/identity/ca_dir.ts";
 import { ConfigStore } from "../../mod/config/store.ts";
 import { Logger } from "../../mod/log/logger.ts";
+import { accessLog } from "../../mod/telemetry/access_log.ts";
+import { TcpMetrics } from "../../mod/telemetry/tcp_metrics.ts";
 import { Ztunnel } from "../../mod/ztunnel/ztunnel.ts";
 import {
   exportPrivateKeyPem,
@@ -69,6 +71,7 @@ export async function testMesh(yaml: string, trustDomain = "ambit.test"): Promis
           certSource: new LocalCa(ca, 3_600_000),
           bundlePem: caPem,
           logger,
+          telemetry: { metrics: new TcpMetrics(), access: accessLog({ logger }).write },
           keepalive: opts.keepalive,
           handshakeTimeoutMs: opts.handshakeTimeoutMs,
         });

@@ -28,8 +28,8 @@ Deno.test("a connection to a Service VIP reaches the app on another node through
     assertEquals(za.pool.stats.handshakes, 1, "the pooled connection is reused");
     await assertEventually(() => zb.registry.size === 0 && za.registry.size === 0);
     const inbound = mesh.logs.filter((l) => l.msg === "inbound connection closed");
-    assertEquals(inbound[0].sourceIdentity, "spiffe://ambit.test/ns/apps/sa/client");
-    assertEquals(inbound[0].destinationIdentity, "spiffe://ambit.test/ns/apps/sa/echo");
+    assertEquals(inbound[0].src_identity, "spiffe://ambit.test/ns/apps/sa/client");
+    assertEquals(inbound[0].dst_identity, "spiffe://ambit.test/ns/apps/sa/echo");
   } finally {
     app.close();
     await mesh.close();
