@@ -90,6 +90,7 @@ export class Ztunnel {
   #metrics?: ProbeServer;
   #started = false;
   #stopping?: string;
+  #closing?: Promise<void>;
 
   private constructor(readonly options: ZtunnelOptions) {
     this.#view = localView(options.store.current, options.node);
@@ -155,7 +156,7 @@ export class Ztunnel {
       configDump: () => ({
         node: o.node,
         generation: o.store.generation,
-        lastReloadError: o.store.lastFailure,
+        lastReloadError: o.store.lastFailure ?? null,
         certificates: this.certs.list(),
         ...dumpSnapshot(o.store.current, { node: o.node }),
       }),
@@ -447,6 +448,16 @@ export class Ztunnel {
     return this.#admin?.address;
   }
 
+  /** The metrics server's address, when it runs. */
+  get metricsAddress(): { hostname: string; port: number } | undefined {
+    return this.#metrics?.address;
+  }
+
+  /** The readiness server's address, when it runs. */
+  get readinessAddress(): { hostname: string; port: number } | undefined {
+    return this.#readiness?.address;
+  }
+
   /** Outbound listeners bound, as `ip:port>service:port`. */
   get outboundListeners(): string[] {
     return this.#outbound?.listening ?? [];
@@ -575,7 +586,12 @@ export class Ztunnel {
   }
 
   /** Stops listeners, connections, timers and the admin, metrics and readiness servers. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#stopping ??= "closing";
     this.#offReload();
     clearInterval(this.#refreshTimer);

@@ -10,7 +10,7 @@ import { ConfigStore } from "../../mod/config/store.ts";
 import { Logger } from "../../mod/log/logger.ts";
 import { accessLog } from "../../mod/telemetry/access_log.ts";
 import { TcpMetrics } from "../../mod/telemetry/tcp_metrics.ts";
-import { Ztunnel } from "../../mod/ztunnel/ztunnel.ts";
+import { Ztunnel, type ZtunnelOptions } from "../../mod/ztunnel/ztunnel.ts";
 import {
   exportPrivateKeyPem,
   generateKeyPair,
@@ -28,7 +28,14 @@ export interface TestMesh {
   /** Starts a ztunnel for `node` in this process. */
   ztunnel(
     node: string,
-    opts?: { keepalive?: { intervalMs: number; timeoutMs: number }; handshakeTimeoutMs?: number },
+    opts?: {
+      keepalive?: { intervalMs: number; timeoutMs: number };
+      handshakeTimeoutMs?: number;
+      /** Further options (metrics, readiness, admin, a cert source, telemetry). */
+      extra?: Partial<ZtunnelOptions>;
+      /** Do not wait for certificates before returning. */
+      noWait?: boolean;
+    },
   ): Promise<Ztunnel>;
   /** Rewrites the config file and waits until every started ztunnel applied it. */
   reconfigure(yaml: string): Promise<void>;
@@ -74,9 +81,12 @@ export async function testMesh(yaml: string, trustDomain = "ambit.test"): Promis
           telemetry: { metrics: new TcpMetrics(), access: accessLog({ logger }).write },
           keepalive: opts.keepalive,
           handshakeTimeoutMs: opts.handshakeTimeoutMs,
+          ...opts.extra,
         });
-        await z.certs.idle();
-        z.hboneServer?.refresh();
+        if (!opts.noWait) {
+          await z.certs.idle();
+          z.hboneServer?.refresh();
+        }
         started.push({ z, store });
         return z;
       } catch (e) {
