@@ -52,7 +52,7 @@ Deno.test("access log: one line per record, text or JSON, to a file or with the 
     assertEquals(JSON.parse(lines[0]).component, "access");
     accessLog({ target: "off", logger }).write(rec);
     await assertRejects(
-      async () => accessLog({ target: `${dir}/missing/dir/a.log`, logger }),
+      () => accessLog({ target: `${dir}/missing/dir/a.log`, logger }),
       AccessLogError,
       "check that its directory exists",
     );
