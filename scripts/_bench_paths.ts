@@ -288,7 +288,7 @@ export async function writeMesh(dir: string, a: Addresses): Promise<void> {
 export async function startAmbitPair(
   dir: string,
   a: Addresses,
-  opts: { logLevel: string; run: number },
+  opts: { logLevel: string; run: number; metrics?: boolean },
 ): Promise<Proc[]> {
   const procs: Proc[] = [];
   try {
@@ -304,6 +304,13 @@ export async function startAmbitPair(
         `${dir}/ca`,
         "--admin",
         `${ip}:15000`,
+        "--dns",
+        "off",
+        "--socks5",
+        "off",
+        "--http-proxy",
+        "off",
+        ...(opts.metrics === false ? ["--metrics", "off"] : []),
         "--log-format",
         "json",
         "--log-level",

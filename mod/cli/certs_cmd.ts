@@ -5,6 +5,8 @@
  */
 import type { CertStatus } from "../identity/cert_manager.ts";
 import { type Command, EXIT_FAILURE, EXIT_OK, outputOption } from "./command.ts";
+import { readAdmin } from "./admin_client.ts";
+import { table } from "./table.ts";
 
 /** `ambit certs`. */
 export const certsCommand: Command = {
@@ -21,24 +23,12 @@ export const certsCommand: Command = {
   },
   examples: ["ambit certs", "ambit certs --admin 127.0.1.1:15000 --output json"],
   async run(ctx) {
-    const url = `http://${ctx.options.admin}/certs`;
-    let body: {
+    const body = await readAdmin(ctx, "/certs", "certs") as {
       node: string;
       identities: CertStatus[];
       trustBundle: { subject: string; notAfter: string }[];
-    };
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-      if (!res.ok) throw new Error(`${res.status} ${await res.text()}`);
-      body = await res.json();
-    } catch (e) {
-      ctx.out(
-        `ambit certs: cannot read ${url}: ${
-          (e as Error).message
-        } (is the node running, with --admin ${ctx.options.admin}?)`,
-      );
-      return EXIT_FAILURE;
-    }
+    } | undefined;
+    if (!body) return EXIT_FAILURE;
     if (ctx.options.output === "json") {
       ctx.out(JSON.stringify(body, null, 2));
       return EXIT_OK;
@@ -54,8 +44,7 @@ export const certsCommand: Command = {
         c.nextAttempt ?? "-",
       ]);
     }
-    const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-    for (const r of rows) ctx.out(r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd());
+    for (const line of table(rows)) ctx.out(line);
     for (const r of body.trustBundle) ctx.out(`trust root: ${r.subject} (expires ${r.notAfter})`);
     return EXIT_OK;
   },

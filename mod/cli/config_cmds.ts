@@ -10,12 +10,13 @@ import { dumpSnapshot } from "../config/dump.ts";
 import { ConfigError, formatIssue } from "../config/load.ts";
 import {
   type Command,
+  EXIT_FAILURE,
   EXIT_OK,
   EXIT_USAGE,
   outputOption,
-  requireOption,
   UsageError,
 } from "./command.ts";
+import { readAdmin } from "./admin_client.ts";
 
 /** `ambit validate <path>`. */
 export const validateCommand: Command = {
@@ -62,7 +63,12 @@ export const configCommand: Command = {
   summary: "Inspect the compiled mesh config",
   subcommands: [{
     name: "dump",
-    summary: "Print the compiled snapshot (what a node runs), optionally for one node",
+    summary: "Print the compiled snapshot (what a node runs), from config files or a running node",
+    description: `
+With --config, compiles the files and prints the snapshot (for one node with
+--node). Without --config, asks the running node's admin API (--admin) for
+its effective config: the snapshot it runs, its certificates (no keys) and
+the last reload error.`,
     options: {
       config: {
         type: "string",
@@ -71,11 +77,39 @@ export const configCommand: Command = {
         description: "mesh config file or directory",
       },
       node: { type: "string", arg: "NAME", description: "only what this node needs" },
+      admin: {
+        type: "string",
+        arg: "HOST:PORT",
+        description: "a running node's admin API, read when --config is not given",
+        default: "127.0.0.1:15000",
+      },
       output: outputOption(["yaml", "json"]),
     },
-    examples: ["ambit config dump --config config/lab --node node-a"],
+    examples: [
+      "ambit config dump --config config/lab --node node-a",
+      "ambit config dump --admin 127.0.1.1:15000 --output json",
+    ],
     async run(ctx) {
-      const path = requireOption(ctx, "config");
+      const path = ctx.options.config as string | undefined;
+      const print = (plain: unknown) =>
+        ctx.out(
+          ctx.options.output === "json"
+            ? JSON.stringify(plain, null, 2)
+            : stringify(plain).trimEnd(),
+        );
+      if (path === undefined) {
+        const body = await readAdmin(ctx, "/config_dump", "config dump");
+        if (body === undefined) return EXIT_FAILURE;
+        const node = ctx.options.node as string | undefined;
+        const running = (body as { node?: { name?: string } }).node?.name;
+        if (node !== undefined && running !== node) {
+          throw new UsageError(
+            `the node at --admin ${ctx.options.admin} is "${running}", not "${node}"`,
+          );
+        }
+        print(body);
+        return EXIT_OK;
+      }
       const result = await compilePath(path);
       if (!result.snapshot) throw new ConfigError(result.issues);
       const node = ctx.options.node as string | undefined;
@@ -87,10 +121,7 @@ export const configCommand: Command = {
         );
       }
       const data = dumpSnapshot(result.snapshot, { node });
-      const plain = JSON.parse(JSON.stringify(data));
-      ctx.out(
-        ctx.options.output === "json" ? JSON.stringify(plain, null, 2) : stringify(plain).trimEnd(),
-      );
+      print(JSON.parse(JSON.stringify(data)));
       return EXIT_OK;
     },
   }],

@@ -8,6 +8,7 @@ import { configCommand, validateCommand } from "./config_cmds.ts";
 import { waypointCommand, ztunnelCommand } from "./role_cmds.ts";
 import { caCommand } from "./ca_cmds.ts";
 import { certsCommand } from "./certs_cmd.ts";
+import { statusCommand } from "./status_cmd.ts";
 import { labCommand } from "./lab_cmds.ts";
 import { VERSION } from "../version.ts";
 
@@ -47,6 +48,7 @@ Exit status: 0 ok, 1 runtime failure, 2 usage or config error.`,
     ztunnelCommand,
     waypointCommand,
     caCommand,
+    statusCommand,
     certsCommand,
     validateCommand,
     configCommand,

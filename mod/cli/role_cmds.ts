@@ -10,11 +10,18 @@ import { Ztunnel } from "../ztunnel/ztunnel.ts";
 import { CertManager } from "../identity/cert_manager.ts";
 import { serveAdmin } from "../admin/admin.ts";
 import { adminAddress, certSource, IDENTITY_OPTIONS } from "./identity_opts.ts";
-import { type Command, EXIT_OK, requireOption, UsageError } from "./command.ts";
+import { type Command, type Context, EXIT_OK, requireOption, UsageError } from "./command.ts";
 import { untilStopSignal } from "./signals.ts";
 import { drainMs, listenFlag, ZTUNNEL_LISTEN_OPTIONS } from "./node_opts.ts";
 import { type AccessLog, accessLog } from "../telemetry/access_log.ts";
 import { TcpMetrics } from "../telemetry/tcp_metrics.ts";
+
+/** Istio's TCP metrics, recorded unless `--metrics off`. */
+function tcpMetrics(ctx: Context): TcpMetrics {
+  const m = new TcpMetrics();
+  m.enabled = ctx.options.metrics !== "off";
+  return m;
+}
 import { METRICS_PORT, READINESS_PORT } from "../hbone/settings.ts";
 
 const configOption = {
@@ -65,6 +72,14 @@ readiness turns 500, listeners close, live connections get --drain to finish.`,
     const node = requireOption(ctx, "node");
     const admin = adminAddress(ctx);
     const drain = drainMs(ctx);
+    // Every flag is checked before anything starts.
+    const hostPorts = {
+      dns: listenFlag(ctx, "dns"),
+      socks5: listenFlag(ctx, "socks5"),
+      httpProxy: listenFlag(ctx, "http-proxy"),
+    };
+    listenFlag(ctx, "metrics");
+    listenFlag(ctx, "readiness");
     const logger = ctx.logger.child({ role: "ztunnel", node });
     const store = await ConfigStore.open(path, { logger, sighup: true });
     let z: Ztunnel | undefined;
@@ -91,10 +106,8 @@ readiness turns 500, listeners close, live connections get --drain to finish.`,
         admin,
         metrics: listenFlag(ctx, "metrics", { hostname: nodeAddress, port: METRICS_PORT }),
         readiness: listenFlag(ctx, "readiness", { hostname: nodeAddress, port: READINESS_PORT }),
-        dns: listenFlag(ctx, "dns"),
-        socks5: listenFlag(ctx, "socks5"),
-        httpProxy: listenFlag(ctx, "http-proxy"),
-        telemetry: { metrics: new TcpMetrics(), access: access.write },
+        ...hostPorts,
+        telemetry: { metrics: tcpMetrics(ctx), access: access.write },
         onQuit: quit,
       });
     } catch (e) {

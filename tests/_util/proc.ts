@@ -28,3 +28,13 @@ export async function runAmbit(
 
 /** The repository root (ends with "/"). */
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
+
+/** Flags that turn off a ztunnel's host-wide listeners (DNS, SOCKS5, HTTP proxy on 127.0.0.1), so parallel tests do not collide. */
+export const NO_HOST_PORTS: readonly string[] = [
+  "--dns",
+  "off",
+  "--socks5",
+  "off",
+  "--http-proxy",
+  "off",
+];

@@ -4,7 +4,7 @@
  */
 import { addressBlock } from "../_util/addresses.ts";
 import { assertEquals, assertIncludes, assertOk, assertRejects } from "../_util/asserts.ts";
-import { AmbitProcess } from "../_util/proc.ts";
+import { AmbitProcess, NO_HOST_PORTS } from "../_util/proc.ts";
 import { ConfigStore } from "../../mod/config/store.ts";
 import { ConfigError } from "../../mod/config/load.ts";
 import { initCaDir } from "../../mod/identity/ca_dir.ts";
@@ -164,6 +164,7 @@ Deno.test("ztunnel process: labelling a namespace enrolls its workloads without 
     `${caDir}/ca`,
     "--admin",
     "off",
+    ...NO_HOST_PORTS,
     "--log-format",
     "json",
   ]);

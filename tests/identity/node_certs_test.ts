@@ -7,6 +7,7 @@ import { assertEquals, assertEventually, assertIncludes } from "../_util/asserts
 import { AmbitProcess, runAmbit } from "../_util/proc.ts";
 import { freePort } from "../_util/net.ts";
 import { meshYaml, TD } from "./_ca_fixture.ts";
+import { NO_HOST_PORTS } from "../_util/proc.ts";
 
 Deno.test("ztunnel obtains certificates from the CA service with its node credential; ambit certs shows them", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ambit-node-certs-" });
@@ -62,6 +63,7 @@ Deno.test("ztunnel obtains certificates from the CA service with its node creden
       `127.0.0.1:${caPort}`,
       "--admin",
       `127.0.0.1:${adminPort}`,
+      ...NO_HOST_PORTS,
       "--log-format",
       "json",
     ]);
@@ -76,6 +78,39 @@ Deno.test("ztunnel obtains certificates from the CA service with its node creden
     assertIncludes(text.stdout, `spiffe://${TD}/ns/shop/sa/web`);
     assertIncludes(text.stdout, "valid");
     assertIncludes(text.stdout, "trust root: O=ambit.test, CN=ambit root CA");
+
+    // `ambit status` and `ambit config dump` read the same running node.
+    const status = await runAmbit(["status", "--admin", `127.0.0.1:${adminPort}`]);
+    assertEquals(status.code, 0, status.stdout + status.stderr);
+    assertIncludes(status.stdout, "node node-a");
+    assertIncludes(status.stdout, ": ready");
+    assertIncludes(status.stdout, `shop/web`);
+    assertIncludes(status.stdout, `spiffe://${TD}/ns/shop/sa/web`);
+    const dump = await runAmbit([
+      "config",
+      "dump",
+      "--admin",
+      `127.0.0.1:${adminPort}`,
+      "--node",
+      "node-a",
+      "--output",
+      "json",
+    ]);
+    assertEquals(dump.code, 0, dump.stdout + dump.stderr);
+    const effective = JSON.parse(dump.stdout);
+    assertEquals(effective.node.name, "node-a");
+    assertEquals(effective.lastReloadError, null);
+    assertEquals(effective.certificates[0].id, `spiffe://${TD}/ns/shop/sa/web`);
+    const wrong = await runAmbit([
+      "config",
+      "dump",
+      "--admin",
+      `127.0.0.1:${adminPort}`,
+      "--node",
+      "node-b",
+    ]);
+    assertEquals(wrong.code, 2);
+    assertIncludes(wrong.stderr, 'is "node-a", not "node-b"');
 
     // Expiry and failure metrics on the node, signed counts at the CA.
     const nodeMetrics = await (await fetch(`http://127.0.0.1:${adminPort}/stats/prometheus`))
@@ -112,9 +147,12 @@ Deno.test("ztunnel obtains certificates from the CA service with its node creden
     });
 
     // The admin API is local only: no answer on a non-loopback address, and a clear error from the CLI when down.
-    const down = await runAmbit(["certs", "--admin", `127.0.0.1:${freePort()}`]);
-    assertEquals(down.code, 1);
-    assertIncludes(down.stdout, "is the node running");
+    const unused = `127.0.0.1:${freePort()}`;
+    for (const cmd of [["certs"], ["status"], ["config", "dump"]]) {
+      const down = await runAmbit([...cmd, "--admin", unused]);
+      assertEquals(down.code, 1, cmd.join(" "));
+      assertIncludes(down.stdout, "is the node running");
+    }
   } finally {
     for (const p of procs.reverse()) assertEquals(await p.stop(), 0);
     await Deno.remove(dir, { recursive: true });
