@@ -1,8 +1,11 @@
 /**
  * The contract between the explicit-proxy front ends (SOCKS5, HTTP CONNECT)
  * and the ztunnel's outbound path: a front end parses what the app asked
- * for, asks the connector to open it, answers the app with the outcome, and
- * only then lets the connector relay bytes.
+ * for, puts back on the socket any bytes the client sent beyond its request
+ * (`unshift`, before calling the connector: Deno cannot unshift after the
+ * socket saw its end), asks the connector to open the target, answers the
+ * app with the outcome, and only then lets the connector relay bytes. The
+ * connector never reads the client socket before `pipe()`.
  *
  * @module
  */
@@ -36,7 +39,8 @@ export type ProxyOpen =
     /**
      * Relays between the client socket and the opened upstream until both
      * sides close; records telemetry. Call it after the success reply was
-     * written, and after unshifting any bytes the client sent early.
+     * written; also when the client went away meanwhile (it then releases
+     * the upstream).
      */
     pipe(): Promise<void>;
   }
