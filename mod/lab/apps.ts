@@ -69,3 +69,48 @@ export function ask(
     s.on("close", () => resolve({ reply: reply.trim(), error }));
   });
 }
+
+/**
+ * Like {@link ask}, through a SOCKS5 proxy (RFC 1928, no authentication),
+ * naming the destination by host name so the proxy resolves it.
+ */
+export function askViaSocks5(
+  proxy: { ip: string; port: number },
+  host: string,
+  port: number,
+  text: string,
+  localAddress?: string,
+): Promise<{ reply: string; error?: string }> {
+  return new Promise((resolve) => {
+    const name = new TextEncoder().encode(host);
+    let stage: "method" | "reply" | "data" = "method";
+    let buf = new Uint8Array(0);
+    let reply = "";
+    let error: string | undefined;
+    const s = net.connect({ host: proxy.ip, port: proxy.port, localAddress, allowHalfOpen: true });
+    s.on("connect", () => s.write(Uint8Array.of(5, 1, 0)));
+    s.on("data", (chunk: Uint8Array) => {
+      if (stage === "data") return void (reply += new TextDecoder().decode(chunk));
+      const next = new Uint8Array(buf.length + chunk.length);
+      next.set(buf);
+      next.set(chunk, buf.length);
+      buf = next;
+      if (stage === "method" && buf.length >= 2) {
+        if (buf[1] !== 0) return void (error = "the proxy refused the method", s.destroy());
+        buf = buf.slice(2);
+        stage = "reply";
+        s.write(Uint8Array.of(5, 1, 0, 3, name.length, ...name, port >> 8, port & 255));
+      }
+      if (stage === "reply" && buf.length >= 10) {
+        if (buf[1] !== 0) {
+          error = `SOCKS5 reply ${buf[1]}`;
+          return void s.destroy();
+        }
+        stage = "data";
+        s.end(text);
+      }
+    });
+    s.on("error", (e) => error ??= e.message);
+    s.on("close", () => resolve({ reply: reply.trim(), error }));
+  });
+}

@@ -10,7 +10,7 @@ import { ConfigError, formatIssue } from "../config/load.ts";
 import type { Snapshot } from "../config/snapshot.ts";
 import { LAB_CONFIG } from "./lab_config.ts";
 import { AmbitChild } from "./process.ts";
-import { ask, startSampleApp } from "./apps.ts";
+import { ask, askViaSocks5, startSampleApp } from "./apps.ts";
 import { initCaDir } from "../identity/ca_dir.ts";
 import type { CertStatus } from "../identity/cert_manager.ts";
 
@@ -86,14 +86,27 @@ export async function runLab(options: LabOptions): Promise<number> {
       ["node-b", `${s.nodes.get("node-b")!.address}:15000`],
       ["shop/waypoint", `${s.waypoints.get("shop/waypoint")!.address}:15000`],
     ];
+    // Each node's DNS and proxy listeners on its own loopback address, so the two fit on one host.
+    const hostPorts = (node: string) => {
+      const ip = s.nodes.get(node)!.address;
+      return ["--dns", `${ip}:15053`, "--socks5", `${ip}:15080`, "--http-proxy", `${ip}:15081`];
+    };
     const nodeA = await start("ztunnel node-a", [
       "ztunnel",
       "--node",
       "node-a",
       "--admin",
       admins[0][1],
+      ...hostPorts("node-a"),
     ]);
-    await start("ztunnel node-b", ["ztunnel", "--node", "node-b", "--admin", admins[1][1]]);
+    await start("ztunnel node-b", [
+      "ztunnel",
+      "--node",
+      "node-b",
+      "--admin",
+      admins[1][1],
+      ...hostPorts("node-b"),
+    ]);
     await start("waypoint shop/waypoint", [
       "waypoint",
       "--name",
@@ -156,7 +169,10 @@ export async function runLab(options: LabOptions): Promise<number> {
     out("");
     out("Explore: ambit validate config/lab · ambit config dump --config config/lab --node node-a");
     out(
-      "         ambit lab --dir /tmp/lab keeps the files; ambit certs --admin 127.0.1.1:15000 while a node runs",
+      "         ambit lab --dir /tmp/lab keeps the files; while a node runs: ambit status --admin 127.0.1.1:15000,",
+    );
+    out(
+      "         curl 127.0.1.1:15020/metrics, curl 127.0.1.1:15021/healthz/ready, dig @127.0.1.1 -p 15053 <service host>",
     );
     return clean ? 0 : 1;
   } finally {
@@ -210,9 +226,61 @@ async function showTraffic(
         : `    connection closed without a reply`,
     );
     out("");
+    await showNamesAndProxies(s, out);
+    await showMetrics(s, out);
   } finally {
     app.close();
   }
+}
+
+/** Mesh DNS on node-a, then productpage reaching ratings by name through node-a's SOCKS5 proxy. */
+async function showNamesAndProxies(s: Snapshot, out: (l: string) => void): Promise<void> {
+  const nodeA = s.nodes.get("node-a")!.address;
+  const svc = s.services.get("payments/ratings")!;
+  out(`Names and proxies (node-a's DNS proxy ${nodeA}:15053, SOCKS5 ${nodeA}:15080):`);
+  try {
+    const a = await Deno.resolveDns(svc.hostname, "A", {
+      nameServer: { ipAddr: nodeA, port: 15053 },
+    });
+    out(`  dig @${nodeA} -p 15053 ${svc.hostname}  →  ${a.join(", ")}`);
+  } catch (e) {
+    out(`  DNS query failed: ${(e as Error).message}`);
+  }
+  const productpage = s.workloads.get("shop/productpage")!;
+  const via = await askViaSocks5(
+    { ip: nodeA, port: 15080 },
+    "ratings.payments",
+    9090,
+    "hello by name",
+    productpage.address,
+  );
+  out(`  productpage → socks5h://${nodeA}:15080 → ratings.payments:9090:`);
+  out(`    ${via.reply || `no reply (${via.error ?? "closed"})`}`);
+  out("");
+}
+
+/** Istio's TCP metrics as node-b reports them. */
+async function showMetrics(s: Snapshot, out: (l: string) => void): Promise<void> {
+  const nodeB = s.nodes.get("node-b")!.address;
+  const url = `http://${nodeB}:15020/metrics`;
+  let text = "";
+  try {
+    text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
+  } catch (e) {
+    out(`Metrics: cannot read ${url}: ${(e as Error).message}`);
+    return;
+  }
+  out(`Metrics (${url}, reporter=destination):`);
+  for (const line of text.split("\n")) {
+    if (!line.startsWith('istio_tcp_connections_opened_total{reporter="destination"')) continue;
+    const label = (k: string) => line.match(new RegExp(`${k}="([^"]*)"`))?.[1] ?? "?";
+    out(
+      `  istio_tcp_connections_opened_total ${label("source_workload")} → ` +
+        `${label("destination_workload")} service=${label("destination_service_name")} ` +
+        `flags=${label("response_flags")}: ${line.split(" ").pop()}`,
+    );
+  }
+  out("");
 }
 
 /** Polls a node's /certs until every identity it tracks is valid. */

@@ -10,7 +10,7 @@ import net from "node:net";
 import { randomBytes } from "node:crypto";
 import { lookup as dnsLookup } from "node:dns/promises";
 import type { Duplex } from "node:stream";
-import { canonicalIp, isLoopbackIp, parseDuration } from "../config/formats.ts";
+import { canonicalIp, parseDuration } from "../config/formats.ts";
 import type { ServiceInfo, Snapshot, Workload } from "../config/snapshot.ts";
 import type { Logger } from "../log/logger.ts";
 import { formatAuthority, type HostPort } from "../hbone/authority.ts";
@@ -185,7 +185,7 @@ export class Outbound {
         ? `[${target.host}]:${target.port}`
         : `${target.host}:${target.port}`;
       const view = this.ctx.view();
-      const source = await this.#attribute(view, sock, client, false);
+      const source = await this.#attribute(view, sock, client);
       if (source === null) {
         this.#recordRefusal(
           { client, source: undefined, via, dst },
@@ -257,7 +257,6 @@ export class Outbound {
     view: LocalView,
     sock: net.Socket,
     client: HostPort,
-    byAddress = true,
   ): Promise<Workload | undefined | null> {
     const candidates = [...view.workloads.values()];
     const needUid = candidates.length > 1 && candidates.some((w) => w.user !== undefined);
@@ -271,9 +270,7 @@ export class Outbound {
         address: w.address,
         user: w.user,
       })),
-      // A proxy client's source address says nothing when it dials the
-      // proxy's loopback address; only the socket owner does.
-      { sourceIp: byAddress || !isLoopbackIp(client.ip) ? client.ip : "", uid },
+      { sourceIp: client.ip, uid },
       (u) => this.#uids.get(u),
     );
     if (a.ok) return view.workloads.get(a.workload);

@@ -32,6 +32,12 @@ import { type ProbeServer, type Readiness, serveMetrics, serveReadiness } from "
 import type { Family } from "../telemetry/prometheus.ts";
 import { quietTelemetry, type Telemetry } from "../telemetry/telemetry.ts";
 import { VERSION } from "../version.ts";
+import { type DnsServer, serveDns } from "../dns/server.ts";
+import { meshNamesFor } from "../dns/names.ts";
+import { Upstream } from "../dns/upstream.ts";
+import { serveSocks5, type Socks5Server } from "./socks5.ts";
+import { type HttpProxyServer, serveHttpProxy } from "./http_proxy.ts";
+import { proxyFamilies } from "./proxy_metrics.ts";
 
 /** Options for {@link Ztunnel.start}. */
 export interface ZtunnelOptions {
@@ -91,6 +97,9 @@ export class Ztunnel {
   #started = false;
   #stopping?: string;
   #closing?: Promise<void>;
+  #dns?: DnsServer;
+  #socks5?: Socks5Server;
+  #httpProxy?: HttpProxyServer;
 
   private constructor(readonly options: ZtunnelOptions) {
     this.#view = localView(options.store.current, options.node);
@@ -191,6 +200,9 @@ export class Ztunnel {
     if (this.options.dataPlane !== false) {
       if (!this.#hbone) pending.push("HBONE listener");
       if (!this.#plaintext) pending.push("plaintext listener");
+      if (this.options.dns && !this.#dns) pending.push("DNS proxy");
+      if (this.options.socks5 && !this.#socks5) pending.push("SOCKS5 proxy");
+      if (this.options.httpProxy && !this.#httpProxy) pending.push("HTTP proxy");
       for (const f of this.#outbound?.failures ?? []) {
         pending.push(
           `outbound listener ${f.spec.ip}:${f.spec.port} for ${f.spec.service}:${f.spec.servicePort}: ${f.error}`,
@@ -260,6 +272,11 @@ export class Ztunnel {
           { labels: { direction: "outbound" }, value: this.registry.count("outbound") },
         ],
       },
+      ...proxyFamilies({
+        dns: () => this.#dns?.stats,
+        socks5: () => this.#socks5?.stats,
+        http: () => this.#httpProxy?.stats,
+      }),
       {
         name: "ambit_ready",
         help: "1 when the readiness probe answers ready.",
@@ -364,8 +381,11 @@ export class Ztunnel {
       pool: this.pool,
       registry: this.registry,
       telemetry: this.telemetry,
+      resolveName: (name, namespaces) =>
+        meshNamesFor(this.options.store.current).resolve(name, namespaces)?.[0],
     });
     await this.#outbound.apply();
+    await this.#startHostListeners();
     this.#refreshTimer = setInterval(() => this.#refreshServers(), 2000);
     this.certs.idle().then(() => this.#refreshServers(), () => {});
     log.info("data plane listening", {
@@ -375,6 +395,49 @@ export class Ztunnel {
       plaintext: `${node.address}:${ports.plaintext ?? PLAINTEXT_PORT}`,
       outbound: this.#outbound.listening.length,
     });
+  }
+
+  /** DNS proxy, SOCKS5 and HTTP proxy, where configured. */
+  async #startHostListeners(): Promise<void> {
+    const o = this.options;
+    const log = o.logger;
+    if (o.dns) {
+      const at = { ip: o.dns.hostname, port: o.dns.port };
+      this.#dns = await serveDns({
+        udp: at,
+        tcp: at,
+        names: () => meshNamesFor(o.store.current),
+        namespacesFor: (ip) => this.#namespacesFor(ip),
+        upstream: await Upstream.fromResolvConf({ exclude: [at] }),
+        logger: log.child({ component: "dns" }),
+      });
+    }
+    const connector = this.#outbound!.connector;
+    if (o.socks5) {
+      this.#socks5 = await serveSocks5({
+        listen: { ip: o.socks5.hostname, port: o.socks5.port },
+        connector,
+        logger: log.child({ component: "socks5" }),
+      });
+    }
+    if (o.httpProxy) {
+      this.#httpProxy = await serveHttpProxy({
+        listen: { ip: o.httpProxy.hostname, port: o.httpProxy.port },
+        connector,
+        logger: log.child({ component: "http-proxy" }),
+      });
+    }
+  }
+
+  /**
+   * Namespaces of the local workloads a client address belongs to: those at
+   * that address, else (a loopback client on a host whose workloads share
+   * its addresses) every local workload's.
+   */
+  #namespacesFor(ip: string): string[] {
+    const all = [...this.#view.workloads.values()];
+    const at = all.filter((w) => w.address === ip);
+    return [...new Set((at.length > 0 ? at : all).map((w) => w.namespace))];
   }
 
   #hboneOptions(ip: string): HboneServerOptions {
@@ -567,6 +630,10 @@ export class Ztunnel {
     clearInterval(this.#refreshTimer);
     this.#outbound?.close();
     this.#plaintext?.close();
+    this.#socks5?.stopAccepting();
+    this.#httpProxy?.stopAccepting();
+    await this.#dns?.close();
+    this.#dns = undefined;
     const draining = [
       ...[...this.#hboneByAddress.values()].map((srv) => srv.close(false)),
       this.#hbone?.close(false),
@@ -585,6 +652,12 @@ export class Ztunnel {
     await this.close();
   }
 
+  async #closeHostListeners(): Promise<void> {
+    const servers = [this.#dns, this.#socks5, this.#httpProxy];
+    this.#dns = this.#socks5 = this.#httpProxy = undefined;
+    await Promise.allSettled(servers.map((s) => s?.close()));
+  }
+
   /** Stops listeners, connections, timers and the admin, metrics and readiness servers. */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -597,6 +670,7 @@ export class Ztunnel {
     clearInterval(this.#refreshTimer);
     this.#outbound?.close();
     this.#plaintext?.close();
+    await this.#closeHostListeners();
     this.registry.closeAll("ztunnel stopping");
     this.pool.close();
     await this.#reconciling;

@@ -8,6 +8,9 @@
  *     echo server: for every connection, one header line
  *     "NAME pid=PID peer=IP\n", then every byte back until the client
  *     half-closes. Prints JSON events on stdout: listening, accepted.
+ * deno run --allow-net _app.ts http NAME HOST PORT
+ *     HTTP/1.1 server: answers every request with
+ *     "NAME pid=PID peer=IP method=M path=P\n". Same events.
  * deno run --allow-net _app.ts talk HOST PORT (--text TEXT | --size BYTES) [--timeout MS]
  *     client: connects, sends, half-closes, reads to the end, prints one
  *     JSON {@link TalkResult} on stdout.
@@ -134,6 +137,22 @@ async function talk(
   };
 }
 
+function httpServe(name: string, hostname: string, port: number): void {
+  Deno.serve({
+    hostname,
+    port,
+    onListen: () =>
+      emit({ event: "listening", name, pid: Deno.pid, address: `${hostname}:${port}` }),
+  }, (req, info) => {
+    const peer = (info.remoteAddr as Deno.NetAddr).hostname;
+    emit({ event: "accepted", name, peer });
+    const url = new URL(req.url);
+    return new Response(
+      `${name} pid=${Deno.pid} peer=${peer} method=${req.method} path=${url.pathname}\n`,
+    );
+  });
+}
+
 function option(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
   return i === -1 ? undefined : args[i + 1];
@@ -143,6 +162,8 @@ if (import.meta.main) {
   const [mode, ...args] = Deno.args;
   if (mode === "serve") {
     await serve(args[0], args[1], Number(args[2]));
+  } else if (mode === "http") {
+    httpServe(args[0], args[1], Number(args[2]));
   } else if (mode === "talk") {
     const text = option(args, "--text");
     const size = option(args, "--size");
@@ -152,7 +173,9 @@ if (import.meta.main) {
     const timeoutMs = Number(option(args, "--timeout") ?? 5000);
     emit({ ...await talk(args[0], Number(args[1]), payload, timeoutMs) });
   } else {
-    console.error("usage: _app.ts serve NAME HOST PORT | talk HOST PORT (--text T | --size N)");
+    console.error(
+      "usage: _app.ts serve|http NAME HOST PORT | talk HOST PORT (--text T | --size N)",
+    );
     Deno.exit(2);
   }
 }

@@ -36,7 +36,12 @@ const UNAVAILABLE = netnsUnavailable();
 const TD = "ambit.netns";
 const APP = new URL("./_app.ts", import.meta.url).pathname;
 /** Service VIPs on loopback: every host's ztunnel listens on them in its own namespace. */
-const VIP = { echo: "127.213.0.10", private: "127.213.0.11", ledger: "127.213.0.12" };
+const VIP = {
+  echo: "127.213.0.10",
+  private: "127.213.0.11",
+  ledger: "127.213.0.12",
+  web: "127.213.0.13",
+};
 const id = (ns: string, sa: string) => `spiffe://${TD}/ns/${ns}/sa/${sa}`;
 const CLIENT_A = id("apps", "client-a");
 const CLIENT_C = id("apps", "client-c");
@@ -75,7 +80,9 @@ metadata: { name: legacy${
     workload("apps", "echo", "host-b"),
     workload("apps", "private", "host-b", "127.0.0.1"),
     workload("legacy", "ledger", "host-b"),
+    workload("apps", "web", "host-b"),
     service("apps", "echo", VIP.echo, 80, 8080),
+    service("apps", "web", VIP.web, 80, 8000),
     service("apps", "private", VIP.private, 9090, 9090),
     service("legacy", "ledger", VIP.ledger, 7070, 7070),
     ...(o.extra ?? []),
@@ -175,8 +182,9 @@ class Mesh {
       this.startApp("echo", b, b.address, 8080),
       this.startApp("private", b, "127.0.0.1", 9090),
       this.startApp("ledger", b, b.address, 7070),
+      this.startApp("web", b, b.address, 8000, "http"),
       this.startZtunnel("a", [CLIENT_A]),
-      this.startZtunnel("b", [id("apps", "echo"), id("apps", "private")]),
+      this.startZtunnel("b", [id("apps", "echo"), id("apps", "private"), id("apps", "web")]),
       this.startZtunnel("c", [CLIENT_C]),
     ]);
   }
@@ -205,13 +213,19 @@ class Mesh {
     return z;
   }
 
-  async startApp(name: string, host: Host, ip: string, port: number): Promise<NetnsProcess> {
+  async startApp(
+    name: string,
+    host: Host,
+    ip: string,
+    port: number,
+    mode: "serve" | "http" = "serve",
+  ): Promise<NetnsProcess> {
     const app = this.bed.spawn(`app ${name}`, host.netns, [
       Deno.execPath(),
       "run",
       "--allow-net",
       APP,
-      "serve",
+      mode,
       name,
       ip,
       String(port),
@@ -400,6 +414,120 @@ async function meshSteps(t: Deno.TestContext, bed: Bed, dir: string): Promise<vo
         assertEquals(inbound.dst_identity, id("apps", "echo"));
         assertEquals(inbound.dst_workload, "apps/echo");
         assertEquals(Number(inbound.bytes_sent), size + hello.header.length + 1);
+      },
+    );
+
+    await step(
+      "apps reach mesh services by name: DNS proxy, curl through SOCKS5 (socks5h) and the HTTP proxy",
+      async () => {
+        const run = (host: string, argv: string[]) => bed.run(bed.host(host).netns, argv);
+        const host = "web.apps.svc.cluster.local";
+        // The DNS proxy on host A answers mesh names with the VIP, over UDP and TCP.
+        for (const tcp of [[], ["+tcp"]]) {
+          const d = await run("a", [
+            "dig",
+            "@127.0.0.1",
+            "-p",
+            "15053",
+            host,
+            "A",
+            "+short",
+            ...tcp,
+          ]);
+          assertEquals([d.code, d.stdout.trim()], [0, VIP.web], d.stderr);
+        }
+        const nx = await run("a", [
+          "dig",
+          "@127.0.0.1",
+          "-p",
+          "15053",
+          "nope.apps.svc.cluster.local",
+        ]);
+        assertIncludes(nx.stdout, "status: NXDOMAIN");
+        const curl = (args: string[]) =>
+          run("a", ["curl", "-sS", "--max-time", "10", ...args]).then((r) => {
+            assertEquals(r.code, 0, `curl ${args.join(" ")}: ${r.stderr}`);
+            return r.stdout;
+          });
+        const from = mesh.ztunnels.get("b")!.records.length;
+        const cases: [string, string[]][] = [
+          ["socks5h by FQDN", ["--socks5-hostname", "127.0.0.1:15080", `http://${host}/s1`]],
+          ["socks5h by short name", ["--socks5-hostname", "127.0.0.1:15080", "http://web.apps/s2"]],
+          ["socks5 by VIP", ["--socks5", "127.0.0.1:15080", `http://${VIP.web}/s3`]],
+          ["HTTP proxy, absolute form", ["-x", "http://127.0.0.1:15081", `http://${host}/h1`]],
+          ["HTTP proxy, CONNECT", ["-p", "-x", "http://127.0.0.1:15081", `http://${host}/h2`]],
+        ];
+        for (const [name, args] of cases) {
+          const body = await curl(args);
+          const path = args[args.length - 1].replace(/^http:\/\/[^/]+/, "");
+          assertIncludes(body, `web pid=${mesh.apps.get("web")!.pid} peer=${b.address}`, name);
+          assertIncludes(body, `method=GET path=${path}`, name);
+        }
+        // Host B saw each one arrive over HBONE from client-a's identity.
+        const inbound = await eventually(() => {
+          const rs = mesh.since("b", from, "inbound connection closed").filter((r) =>
+            r.dst_workload === "apps/web"
+          );
+          return rs.length === cases.length ? rs : undefined;
+        });
+        for (const r of inbound) {
+          assertEquals([r.via, r.src_identity], ["hbone", CLIENT_A]);
+        }
+        const outbound = await eventually(() => {
+          const rs = mesh.since("a", 0, "outbound connection closed").filter((r) =>
+            r.dst_service === host
+          );
+          return rs.length === cases.length ? rs : undefined;
+        });
+        assertEquals(outbound.map((r) => r.via).sort(), [
+          "http",
+          "http",
+          "socks5",
+          "socks5",
+          "socks5",
+        ]);
+        // A name that is not in the mesh and does not resolve: SOCKS5 host unreachable.
+        const bad = await run("a", [
+          "curl",
+          "-sS",
+          "--max-time",
+          "10",
+          "--socks5-hostname",
+          "127.0.0.1:15080",
+          "http://nope.apps.svc.cluster.local/",
+        ]);
+        assertEquals(bad.code === 0, false);
+        assertOk(/unreachable|\(4\)/i.test(bad.stderr), `curl said: ${bad.stderr}`);
+      },
+    );
+
+    await step(
+      "metrics and readiness answer other hosts; the admin API does not",
+      async () => {
+        const run = (host: string, argv: string[]) => bed.run(bed.host(host).netns, argv);
+        const metrics = await run("a", ["curl", "-sS", `http://${b.address}:15020/metrics`]);
+        assertEquals(metrics.code, 0, metrics.stderr);
+        assertIncludes(
+          metrics.stdout,
+          `istio_tcp_connections_opened_total{reporter="destination",source_workload="client-a"`,
+        );
+        assertIncludes(metrics.stdout, `source_principal="${CLIENT_A}"`);
+        assertIncludes(metrics.stdout, `destination_service="web.apps.svc.cluster.local"`);
+        assertIncludes(metrics.stdout, 'connection_security_policy="mutual_tls"');
+        const ready = await run("a", ["curl", "-sS", `http://${b.address}:15021/healthz/ready`]);
+        assertEquals([ready.code, ready.stdout], [0, "ready\n"], ready.stderr);
+        const admin = await run("a", [
+          "curl",
+          "-sS",
+          "--max-time",
+          "3",
+          `http://${b.address}:15000/workloads`,
+        ]);
+        assertEquals(admin.code === 0, false, "the admin API must not answer another host");
+        // On host B itself it answers.
+        const local = await run("b", ["curl", "-sS", "http://127.0.0.1:15000/workloads"]);
+        assertEquals(local.code, 0, local.stderr);
+        assertIncludes(local.stdout, '"apps/web"');
       },
     );
 
