@@ -721,6 +721,47 @@ async function meshSteps(t: Deno.TestContext, bed: Bed, dir: string): Promise<vo
         assertIncludes(r.header, `peer=${b.address}`);
       },
     );
+    await step(
+      "SIGTERM: readiness turns 500 at once, a live connection drains, then the ztunnel exits 0",
+      async () => {
+        const zb = mesh.ztunnels.get("b")!;
+        // A connection from host A through host B's ztunnel that stays open for 2 s.
+        const holder = bed.run(bed.host("a").netns, [
+          "bash",
+          "-c",
+          `exec 3<>/dev/tcp/${VIP.echo}/80; printf hold >&3; sleep 2; exec 3>&-`,
+        ]);
+        const from = zb.records.length;
+        await eventually(async () => {
+          const m = await bed.run(bed.host("a").netns, [
+            "curl",
+            "-sS",
+            `http://${b.address}:15020/metrics`,
+          ]);
+          return /ambit_connections_active\{direction="inbound"\} [1-9]/.test(m.stdout) ||
+            undefined;
+        });
+        zb.kill("SIGTERM");
+        const probe = await eventually(async () => {
+          const r = await bed.run(bed.host("a").netns, [
+            "curl",
+            "-sS",
+            `http://${b.address}:15021/healthz/ready`,
+          ]);
+          return r.stdout.includes("stopping") ? r.stdout : undefined;
+        });
+        assertIncludes(probe, "stopping (SIGTERM)");
+        await zb.waitForRecord((r) => r.msg === "draining connections", { from });
+        assertEquals(zb.exited, false, "it waits for the live connection");
+        await holder;
+        assertEquals(await zb.status(), 0, zb.log());
+        const drained = zb.records.slice(from).some((r) =>
+          r.msg === "drain deadline passed; closing connections"
+        );
+        assertEquals(drained, false, "the connection finished within the drain deadline");
+        mesh.ztunnels.delete("b");
+      },
+    );
     await step("every ambit process stops cleanly on SIGTERM", async () => {
       for (const [name, z] of mesh.ztunnels) {
         assertEquals(await z.stop(), 0, `ztunnel host-${name}: ${z.log()}`);
