@@ -4,7 +4,15 @@
  *
  * @module
  */
-import { type Context, parseHostPort } from "./command.ts";
+import { type Context, type OptionSpec, parseHostPort } from "./command.ts";
+
+/** `--admin HOST:PORT` of the commands that read a running node. */
+export const ADMIN_CLIENT_OPTION: OptionSpec = {
+  type: "string",
+  arg: "HOST:PORT",
+  description: "the node's admin API",
+  default: "127.0.0.1:15000",
+};
 
 /**
  * GETs `path` from the admin API named by `--admin`; prints a message that

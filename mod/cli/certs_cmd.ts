@@ -5,7 +5,7 @@
  */
 import type { CertStatus } from "../identity/cert_manager.ts";
 import { type Command, EXIT_FAILURE, EXIT_OK, outputOption } from "./command.ts";
-import { readAdmin } from "./admin_client.ts";
+import { ADMIN_CLIENT_OPTION, readAdmin } from "./admin_client.ts";
 import { table } from "./table.ts";
 
 /** `ambit certs`. */
@@ -13,12 +13,7 @@ export const certsCommand: Command = {
   name: "certs",
   summary: "Show the certificates a running node holds (identity, state, serial, expiry)",
   options: {
-    admin: {
-      type: "string",
-      arg: "HOST:PORT",
-      description: "the node's admin API",
-      default: "127.0.0.1:15000",
-    },
+    admin: ADMIN_CLIENT_OPTION,
     output: outputOption(),
   },
   examples: ["ambit certs", "ambit certs --admin 127.0.1.1:15000 --output json"],

@@ -6,7 +6,7 @@
  * @module
  */
 import { type Command, EXIT_FAILURE, EXIT_OK, outputOption } from "./command.ts";
-import { readAdmin } from "./admin_client.ts";
+import { ADMIN_CLIENT_OPTION, readAdmin } from "./admin_client.ts";
 import { table } from "./table.ts";
 
 interface WorkloadsView {
@@ -31,12 +31,7 @@ export const statusCommand: Command = {
 Reads the node's admin API (--admin). Exit status: 0 when the node is ready,
 1 when it is not ready or cannot be reached.`,
   options: {
-    admin: {
-      type: "string",
-      arg: "HOST:PORT",
-      description: "the node's admin API",
-      default: "127.0.0.1:15000",
-    },
+    admin: ADMIN_CLIENT_OPTION,
     output: outputOption(),
   },
   examples: ["ambit status", "ambit status --admin 127.0.1.1:15000 --output json"],

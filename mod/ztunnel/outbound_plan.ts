@@ -173,22 +173,37 @@ function planToEndpoint(
     }
     return { kind: "direct", destination: target, endpoint: w.key, hostname: svc.hostname };
   }
-  if (!req.source) {
+  return hopToWorkload(w, node.address, target, req.source !== undefined, svc.hostname);
+}
+
+/**
+ * An enrolled workload's hop: HBONE to its node's 15008 with its identity
+ * expected, or, for a source without identity, plaintext to its node's 15006.
+ */
+function hopToWorkload(
+  w: Workload,
+  nodeAddress: string,
+  target: HostPort,
+  withIdentity: boolean,
+  hostname?: string,
+): OutboundPlan {
+  const host = hostname === undefined ? {} : { hostname };
+  if (!withIdentity) {
     return {
       kind: "plaintext",
-      nextHop: { ip: node.address, port: PLAINTEXT_PORT },
+      nextHop: { ip: nodeAddress, port: PLAINTEXT_PORT },
       destination: target,
       endpoint: w.key,
-      hostname: svc.hostname,
+      ...host,
     };
   }
   return {
     kind: "hbone",
-    nextHop: { ip: node.address, port: HBONE_PORT },
+    nextHop: { ip: nodeAddress, port: HBONE_PORT },
     authority: formatAuthority(target),
     expected: [w.identity],
     endpoint: w.key,
-    hostname: svc.hostname,
+    ...host,
   };
 }
 
@@ -245,21 +260,7 @@ export function planToAddress(s: Snapshot, req: AddressRequest): OutboundPlan {
       waypoint: wp.key,
     };
   }
-  if (!req.source) {
-    return {
-      kind: "plaintext",
-      nextHop: { ip: node.address, port: PLAINTEXT_PORT },
-      destination: target,
-      endpoint: w.key,
-    };
-  }
-  return {
-    kind: "hbone",
-    nextHop: { ip: node.address, port: HBONE_PORT },
-    authority: formatAuthority(target),
-    expected: [w.identity],
-    endpoint: w.key,
-  };
+  return hopToWorkload(w, node.address, target, req.source !== undefined);
 }
 
 function noEndpoint(detail: string): OutboundPlan {

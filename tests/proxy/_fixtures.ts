@@ -18,6 +18,8 @@ import type {
   ProxyTarget,
 } from "../../mod/ztunnel/proxy_connect.ts";
 import { freePort } from "../_util/net.ts";
+import { assertEventually } from "../_util/asserts.ts";
+import type { ProxyServer } from "../../mod/ztunnel/socks5.ts";
 
 /** A logger that keeps its lines (quiet unless a test prints them). */
 export function testLogger(): Logger & { lines: string[] } {
@@ -223,5 +225,44 @@ export function hasIpv6Loopback(): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** Upstreams and a connector for one front-end test. */
+export interface ProxyWorld<S> {
+  readonly server: S;
+  readonly connector: FakeConnector;
+  readonly echo: Upstream;
+  readonly web: Upstream;
+  readonly web6?: Upstream;
+}
+
+/**
+ * Starts the upstreams and a fake connector that knows `echo.mesh` and
+ * `web.mesh`, starts the front end with `start`, runs `fn`, then checks that
+ * no proxy connection and no upstream socket was left open.
+ */
+export async function withFrontEnd<S extends ProxyServer<string>>(
+  start: (connector: FakeConnector) => Promise<S>,
+  fn: (w: ProxyWorld<S>) => Promise<void>,
+): Promise<void> {
+  const echo = await echoUpstream();
+  const web = await httpUpstream();
+  const web6 = hasIpv6Loopback() ? await httpUpstream("::1") : undefined;
+  const connector = new FakeConnector();
+  connector.names.set("echo.mesh", echo.address);
+  connector.names.set("web.mesh", web.address);
+  const server = await start(connector);
+  try {
+    await fn({ server, connector, echo, web, web6 });
+    await assertEventually(() => server.stats.active === 0, {
+      message: `proxy connections left open: ${server.stats.active}`,
+    });
+    for (const u of [echo, web, web6]) {
+      if (u) await assertEventually(() => u.open.size === 0, { message: "upstream left open" });
+    }
+  } finally {
+    await server.close();
+    await Promise.all([echo.close(), web.close(), web6?.close()]);
   }
 }

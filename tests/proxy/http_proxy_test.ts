@@ -7,7 +7,6 @@
 import type net from "node:net";
 import {
   assertEquals,
-  assertEventually,
   assertIncludes,
   assertOk,
   assertRejects,
@@ -16,15 +15,14 @@ import { type HttpProxyServer, serveHttpProxy } from "../../mod/ztunnel/http_pro
 import { ProxyListenError } from "../../mod/ztunnel/socks5.ts";
 import {
   curl,
-  echoUpstream,
   FakeConnector,
   hasIpv6Loopback,
-  httpUpstream,
   rawClient,
   type RawResult,
   type SeenRequest,
   testLogger,
   type Upstream,
+  withFrontEnd,
 } from "./_fixtures.ts";
 
 interface World {
@@ -37,34 +35,20 @@ interface World {
 }
 
 /** Runs `fn` against an HTTP proxy, then checks that no socket was left open anywhere. */
-async function withProxy(
+function withProxy(
   fn: (w: World) => Promise<void>,
   o: { handshakeTimeoutMs?: number; maxHeaderBytes?: number } = {},
 ): Promise<void> {
-  const echo = await echoUpstream();
-  const web = await httpUpstream();
-  const web6 = hasIpv6Loopback() ? await httpUpstream("::1") : undefined;
-  const connector = new FakeConnector();
-  connector.names.set("echo.mesh", echo.address);
-  connector.names.set("web.mesh", web.address);
-  const proxy = await serveHttpProxy({
-    listen: { ip: "127.0.0.1", port: 0 },
-    connector,
-    logger: testLogger(),
-    ...o,
-  });
-  try {
-    await fn({ proxy, url: `http://127.0.0.1:${proxy.address.port}`, connector, echo, web, web6 });
-    await assertEventually(() => proxy.stats.active === 0, {
-      message: `proxy connections left open: ${proxy.stats.active}`,
-    });
-    for (const u of [echo, web, web6]) {
-      if (u) await assertEventually(() => u.open.size === 0, { message: "upstream left open" });
-    }
-  } finally {
-    await proxy.close();
-    await Promise.all([echo.close(), web.close(), web6?.close()]);
-  }
+  return withFrontEnd(
+    (connector) =>
+      serveHttpProxy({
+        listen: { ip: "127.0.0.1", port: 0 },
+        connector,
+        logger: testLogger(),
+        ...o,
+      }),
+    (w) => fn({ ...w, proxy: w.server, url: `http://127.0.0.1:${w.server.address.port}` }),
+  );
 }
 
 /** Status code and body of a raw response. */

@@ -22,12 +22,11 @@ import {
   curl,
   echoUpstream,
   FakeConnector,
-  hasIpv6Loopback,
-  httpUpstream,
   rawClient,
   type SeenRequest,
   testLogger,
   type Upstream,
+  withFrontEnd,
 } from "./_fixtures.ts";
 
 interface World {
@@ -39,34 +38,15 @@ interface World {
 }
 
 /** Runs `fn` against a SOCKS5 server, then checks that no socket was left open anywhere. */
-async function withSocks(
+function withSocks(
   fn: (w: World) => Promise<void>,
   o: { handshakeTimeoutMs?: number } = {},
 ): Promise<void> {
-  const echo = await echoUpstream();
-  const web = await httpUpstream();
-  const web6 = hasIpv6Loopback() ? await httpUpstream("::1") : undefined;
-  const connector = new FakeConnector();
-  connector.names.set("echo.mesh", echo.address);
-  connector.names.set("web.mesh", web.address);
-  const socks = await serveSocks5({
-    listen: { ip: "127.0.0.1", port: 0 },
-    connector,
-    logger: testLogger(),
-    ...o,
-  });
-  try {
-    await fn({ socks, connector, echo, web, web6 });
-    await assertEventually(() => socks.stats.active === 0, {
-      message: `proxy connections left open: ${socks.stats.active}`,
-    });
-    for (const u of [echo, web, web6]) {
-      if (u) await assertEventually(() => u.open.size === 0, { message: "upstream left open" });
-    }
-  } finally {
-    await socks.close();
-    await Promise.all([echo.close(), web.close(), web6?.close()]);
-  }
+  return withFrontEnd(
+    (connector) =>
+      serveSocks5({ listen: { ip: "127.0.0.1", port: 0 }, connector, logger: testLogger(), ...o }),
+    (w) => fn({ ...w, socks: w.server }),
+  );
 }
 
 const GREET = [5, 1, 0];
