@@ -234,6 +234,25 @@ async function pumpLines(
 }
 
 /** Resident set size of `pid` in bytes (VmRSS), undefined when it is gone. */
+/** The benchmark's Deno apps and clients (`_bench_apps.ts`). */
+export const BENCH_APPS = new URL("./_bench_apps.ts", import.meta.url).pathname;
+
+/** Runs one client role of `_bench_apps.ts` and returns the JSON line it prints. */
+export async function benchClient<T>(role: string, args: string[], timeoutMs: number): Promise<T> {
+  const c = new LineChild(`client ${role}`, Deno.execPath(), [
+    "run",
+    "--allow-net",
+    BENCH_APPS,
+    role,
+    ...args,
+  ]);
+  try {
+    return await c.json<T>(timeoutMs);
+  } finally {
+    await c.stop();
+  }
+}
+
 export async function rssBytes(pid: number): Promise<number | undefined> {
   try {
     const m = (await Deno.readTextFile(`/proc/${pid}/status`)).match(/^VmRSS:\s+(\d+) kB/m);

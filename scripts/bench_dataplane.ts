@@ -53,7 +53,16 @@ import {
   writeMesh,
   writeStunnelCerts,
 } from "./_bench_paths.ts";
-import { cpuSeconds, LineChild, type Proc, rssBytes, run, stopAllChildren } from "./_bench_proc.ts";
+import {
+  BENCH_APPS,
+  benchClient,
+  cpuSeconds,
+  LineChild,
+  type Proc,
+  rssBytes,
+  run,
+  stopAllChildren,
+} from "./_bench_proc.ts";
 
 const THROUGHPUT_TARGET = 0.5;
 const ADDED_P99_TARGET_MS = 1;
@@ -128,7 +137,7 @@ const SIZE = 1024;
 
 type PathName = "direct" | "stunnel" | "ambit";
 const PATHS: readonly PathName[] = ["direct", "stunnel", "ambit"];
-const APPS = new URL("./_bench_apps.ts", import.meta.url).pathname;
+const APPS = BENCH_APPS;
 
 // --- statistics -------------------------------------------------------------------
 
@@ -202,21 +211,6 @@ interface RunRecord {
 
 const hp = (t: HostPort) => `${t.hostname}:${t.port}`;
 
-async function denoClient<T>(role: string, args: string[], timeoutMs: number): Promise<T> {
-  const c = new LineChild(`client ${role}`, Deno.execPath(), [
-    "run",
-    "--allow-net",
-    APPS,
-    role,
-    ...args,
-  ]);
-  try {
-    return await c.json<T>(timeoutMs);
-  } finally {
-    await c.stop();
-  }
-}
-
 async function cpuOf(procs: readonly Proc[]): Promise<number[]> {
   return await Promise.all(procs.map(async (p) => (await cpuSeconds(p.pid)) ?? NaN));
 }
@@ -234,7 +228,7 @@ async function throughput(
 ): Promise<ThroughputRun> {
   const timeoutMs = Math.max(60_000, bytes / (5 * 2 ** 20) * 1000);
   const before = await cpuOf(procs);
-  const r = await denoClient<
+  const r = await benchClient<
     { mibPerSecond: number; seconds: number; complete?: boolean; received?: number; error?: string }
   >("throughput", [
     "--to",
@@ -291,7 +285,7 @@ async function connRate(
   procs: readonly Proc[],
 ): Promise<ConnRateRun> {
   const before = await cpuOf(procs);
-  const r = await denoClient<Omit<ConnRateRun, "cpuMsPerConn">>("connrate", [
+  const r = await benchClient<Omit<ConnRateRun, "cpuMsPerConn">>("connrate", [
     "--to",
     hp(to),
     "--seconds",

@@ -12,7 +12,7 @@
  */
 import { parseArgs } from "node:util";
 import { addresses, PORTS, startAmbitPair, targets, writeMesh } from "./_bench_paths.ts";
-import { LineChild, stopAllChildren } from "./_bench_proc.ts";
+import { BENCH_APPS, benchClient, LineChild, stopAllChildren } from "./_bench_proc.ts";
 
 const { values } = parseArgs({
   options: {
@@ -25,22 +25,7 @@ const { values } = parseArgs({
 const RUNS = Number(values.runs);
 const BYTES = Number(values.bytes) * 2 ** 20;
 const CONN_SECONDS = Number(values["conn-seconds"]);
-const APPS = new URL("./_bench_apps.ts", import.meta.url).pathname;
-
-async function client<T>(role: string, args: string[], timeoutMs: number): Promise<T> {
-  const c = new LineChild(`client ${role}`, Deno.execPath(), [
-    "run",
-    "--allow-net",
-    APPS,
-    role,
-    ...args,
-  ]);
-  try {
-    return await c.json<T>(timeoutMs);
-  } finally {
-    await c.stop();
-  }
-}
+const APPS = BENCH_APPS;
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -78,7 +63,7 @@ async function main(root: string): Promise<void> {
       });
       try {
         // Warm up: JIT, pool, certificates.
-        await client("throughput", [
+        await benchClient("throughput", [
           "--to",
           `${t.sink.hostname}:${t.sink.port}`,
           "--bytes",
@@ -88,7 +73,7 @@ async function main(root: string): Promise<void> {
           "--timeout-ms",
           "60000",
         ], 90_000);
-        const tp = await client<{ mibPerSecond: number; complete?: boolean; error?: string }>(
+        const tp = await benchClient<{ mibPerSecond: number; complete?: boolean; error?: string }>(
           "throughput",
           [
             "--to",
@@ -103,7 +88,7 @@ async function main(root: string): Promise<void> {
           150_000,
         );
         if (tp.error || !tp.complete) throw new Error(`throughput (${mode}): ${tp.error}`);
-        const cr = await client<{ perSecond: number; errors: number }>("connrate", [
+        const cr = await benchClient<{ perSecond: number; errors: number }>("connrate", [
           "--to",
           `${t.echo.hostname}:${t.echo.port}`,
           "--seconds",
