@@ -5,12 +5,7 @@
  * truncated; leak checks after each test.
  */
 import type net from "node:net";
-import {
-  assertEquals,
-  assertIncludes,
-  assertOk,
-  assertRejects,
-} from "../_util/asserts.ts";
+import { assertEquals, assertIncludes, assertOk, assertRejects } from "../_util/asserts.ts";
 import { type HttpProxyServer, serveHttpProxy } from "../../mod/ztunnel/http_proxy.ts";
 import { ProxyListenError } from "../../mod/ztunnel/socks5.ts";
 import {
