@@ -7,8 +7,7 @@
 import { ConfigStore } from "../config/store.ts";
 import { localView, UnknownNodeError } from "../ztunnel/local_view.ts";
 import { Ztunnel } from "../ztunnel/ztunnel.ts";
-import { CertManager } from "../identity/cert_manager.ts";
-import { serveAdmin } from "../admin/admin.ts";
+import { Waypoint } from "../waypoint/waypoint.ts";
 import { adminAddress, certSource, IDENTITY_OPTIONS } from "./identity_opts.ts";
 import { type Command, type Context, EXIT_OK, requireOption, UsageError } from "./command.ts";
 import { untilStopSignal } from "./signals.ts";
@@ -143,12 +142,27 @@ export const waypointCommand: Command = {
       description: "the waypoint's Gateway (class istio-waypoint) as namespace/name",
     },
     ...IDENTITY_OPTIONS,
+    metrics: ZTUNNEL_LISTEN_OPTIONS.metrics,
+    readiness: ZTUNNEL_LISTEN_OPTIONS.readiness,
+    "access-log": {
+      type: "string",
+      arg: "stderr|off",
+      description: "one record per request, with the logs (stderr) or off",
+      default: "stderr",
+      choices: ["stderr", "off"],
+    },
+    drain: ZTUNNEL_LISTEN_OPTIONS.drain,
   },
   description: `
 Loads the mesh config and follows reloads, obtains and renews the waypoint's
 certificate (spiffe://<td>/ns/<namespace>/sa/<gateway name>, as Istio's
-waypoints) and serves the admin API. The credential is the credential of the
-Node the Gateway names (annotation ambit.io/node).`,
+waypoints) and serves HBONE on the Gateway's address and port (15008) for
+the services (istio.io/use-waypoint) and workloads bound to it. HTTP/1.1,
+h2c and gRPC inside the tunnels go through the L7 path; other bytes are
+passed through. Request metrics (istio_requests_total, ...) are on
+--metrics, readiness on --readiness, the admin API on --admin. The
+credential is the credential of the Node the Gateway names (annotation
+ambit.io/node).`,
   examples: [
     "ambit waypoint --config /etc/ambit/mesh --name shop/waypoint --credential /etc/ambit/node",
   ],
@@ -159,54 +173,55 @@ Node the Gateway names (annotation ambit.io/node).`,
       throw new UsageError(`--name must be namespace/name, got "${name}"`);
     }
     const admin = adminAddress(ctx);
+    const drain = drainMs(ctx);
+    listenFlag(ctx, "metrics");
+    listenFlag(ctx, "readiness");
     const logger = ctx.logger.child({ role: "waypoint", waypoint: name });
     const store = await ConfigStore.open(path, { logger, sighup: true });
-    const wp = store.current.waypoints.get(name);
-    if (!wp) {
-      const known = [...store.current.waypoints.keys()].join(", ") || "none";
-      await store.close();
-      throw new UsageError(
-        `waypoint "${name}" is not in the config (waypoints: ${known}); add a Gateway with gatewayClassName istio-waypoint`,
-      );
-    }
     let src;
+    let w: Waypoint;
+    let quit!: () => void;
+    const quitRequested = new Promise<string>((r) => quit = () => r("POST /quitquitquit"));
     try {
+      const wp = store.current.waypoints.get(name);
+      if (!wp) {
+        const known = [...store.current.waypoints.keys()].join(", ") || "none";
+        throw new UsageError(
+          `waypoint "${name}" is not in the config (waypoints: ${known}); add a Gateway with gatewayClassName istio-waypoint`,
+        );
+      }
       src = await certSource(ctx, store.current, logger);
+      const requests = logger.child({ component: "access" });
+      w = await Waypoint.start({
+        store,
+        name,
+        certSource: src.source,
+        bundlePem: src.bundlePem,
+        logger,
+        admin,
+        metrics: listenFlag(ctx, "metrics", { hostname: wp.address, port: METRICS_PORT }),
+        readiness: listenFlag(ctx, "readiness", { hostname: wp.address, port: READINESS_PORT }),
+        accessLog: ctx.options["access-log"] === "off"
+          ? undefined
+          : (r) => requests.info("request", r),
+        onQuit: quit,
+      });
+      logger.info("config loaded", {
+        generation: store.generation,
+        address: `${wp.address}:${wp.port}`,
+        identity: wp.identity,
+        services: w.boundServices().join(",") || "none",
+      });
     } catch (e) {
+      src?.close();
       await store.close();
       throw e;
     }
-    const certs = new CertManager({ source: src.source, logger, bundlePem: src.bundlePem });
-    certs.sync([wp.identity]);
-    const server = admin
-      ? serveAdmin({
-        certs: () => ({ node: wp.node, identities: certs.list(), trustBundle: [] }),
-        configDump: () => ({
-          generation: store.generation,
-          lastReloadError: store.lastFailure,
-          waypoint: store.current.waypoints.get(name),
-        }),
-      }, { ...admin, logger })
-      : undefined;
-    const bound = () =>
-      [...store.current.services.values()].filter((s) => s.waypoint === name).map((s) => s.key);
-    logger.info("config loaded", {
-      generation: store.generation,
-      address: `${wp.address}:${wp.port}`,
-      identity: wp.identity,
-      services: bound().join(",") || "none",
-    });
-    store.onReload((o) => {
-      if (!o.applied) return;
-      const now = store.current.waypoints.get(name);
-      certs.sync(now ? [now.identity] : []);
-      logger.info("config updated", { services: bound().join(",") || "none" });
-    });
-    await untilStopSignal(logger);
-    certs.close();
-    await server?.close();
+    const reason = await Promise.race([untilStopSignal(logger), quitRequested]);
+    await w.shutdown(reason, drain);
     src.close();
     await store.close();
+    logger.info("stopped", { reason });
     return EXIT_OK;
   },
 };

@@ -156,7 +156,7 @@ export function planOutbound(s: Snapshot, req: OutboundRequest): OutboundPlan {
 }
 
 /** The endpoint level: HBONE, plaintext or straight TCP to the chosen endpoint. */
-function planToEndpoint(
+export function planToEndpoint(
   s: Snapshot,
   svc: ServiceInfo,
   ep: Endpoint,

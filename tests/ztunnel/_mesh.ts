@@ -11,6 +11,7 @@ import { Logger } from "../../mod/log/logger.ts";
 import { accessLog } from "../../mod/telemetry/access_log.ts";
 import { TcpMetrics } from "../../mod/telemetry/tcp_metrics.ts";
 import { Ztunnel, type ZtunnelOptions } from "../../mod/ztunnel/ztunnel.ts";
+import { Waypoint, type WaypointOptions } from "../../mod/waypoint/waypoint.ts";
 import {
   exportPrivateKeyPem,
   generateKeyPair,
@@ -37,6 +38,8 @@ export interface TestMesh {
       noWait?: boolean;
     },
   ): Promise<Ztunnel>;
+  /** Starts waypoint `name` (`namespace/gateway`) in this process. */
+  waypoint(name: string, extra?: Partial<WaypointOptions>): Promise<Waypoint>;
   /** Rewrites the config file and waits until every started ztunnel applied it. */
   reconfigure(yaml: string): Promise<void>;
   /** A certificate for any identity, signed by the mesh CA (for raw clients). */
@@ -54,7 +57,7 @@ export async function testMesh(yaml: string, trustDomain = "ambit.test"): Promis
   await Deno.mkdir(`${dir}/mesh`);
   await Deno.writeTextFile(`${dir}/mesh/mesh.yaml`, yaml);
   const logs: Record<string, unknown>[] = [];
-  const started: { z: Ztunnel; store: ConfigStore }[] = [];
+  const started: { z: Ztunnel | Waypoint; store: ConfigStore }[] = [];
   const caPem = toPem(ca.roots);
   return {
     dir,
@@ -94,13 +97,41 @@ export async function testMesh(yaml: string, trustDomain = "ambit.test"): Promis
         throw e;
       }
     },
+    async waypoint(name, extra = {}) {
+      const logger = new Logger({
+        level: "debug",
+        format: "json",
+        sink: (line) => logs.push(JSON.parse(line)),
+      }).child({ waypoint: name });
+      const store = await ConfigStore.open(`${dir}/mesh`, {
+        logger,
+        worker: false,
+        debounceMs: 20,
+      });
+      try {
+        const w = await Waypoint.start({
+          store,
+          name,
+          certSource: new LocalCa(ca, 3_600_000),
+          bundlePem: caPem,
+          logger,
+          ...extra,
+        });
+        await w.certs.idle();
+        started.push({ z: w, store });
+        return w;
+      } catch (e) {
+        await store.close();
+        throw e;
+      }
+    },
     async reconfigure(text) {
       const waits = started.map(({ store }) => store.nextReload((o) => o.applied));
       await Deno.writeTextFile(`${dir}/mesh/mesh.yaml`, text);
       await Promise.all(waits);
       for (const { z } of started) {
         await z.certs.idle();
-        z.hboneServer?.refresh();
+        if (z instanceof Ztunnel) z.hboneServer?.refresh();
       }
     },
     async issue(id, opts = {}) {

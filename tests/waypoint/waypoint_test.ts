@@ -1,0 +1,292 @@
+/**
+ * The waypoint's data path in process: client → node-a's ztunnel (VIP) →
+ * HBONE → waypoint → HBONE (waypoint identity) → node-b's ztunnel → app.
+ * Real ztunnels, a real waypoint, real HTTP servers and clients (curl).
+ */
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import { assertEquals, assertEventually, assertIncludes } from "../_util/asserts.ts";
+import { addressBlock, testMesh } from "../ztunnel/_mesh.ts";
+
+const id = (sa: string) => `spiffe://ambit.test/ns/apps/sa/${sa}`;
+
+function config(a: (n: number, h: number) => string, extra = ""): string {
+  return `
+apiVersion: ambit.io/v1alpha1
+kind: Mesh
+metadata: { name: mesh }
+spec: { trustDomain: ambit.test }
+---
+apiVersion: ambit.io/v1alpha1
+kind: Node
+metadata: { name: node-a }
+spec: { address: ${a(1, 1)} }
+---
+apiVersion: ambit.io/v1alpha1
+kind: Node
+metadata: { name: node-b }
+spec: { address: ${a(2, 1)}, outbound: { vips: false } }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: apps, labels: { istio.io/dataplane-mode: ambient } }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: apps
+  labels: { istio.io/waypoint-for: service }
+  annotations: { ambit.io/node: node-b }
+spec:
+  gatewayClassName: istio-waypoint
+  addresses: [{ type: IPAddress, value: ${a(2, 100)} }]
+  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: client, namespace: apps }
+spec: { node: node-a, address: ${a(1, 10)}, serviceAccount: client, labels: { app: client } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: web, namespace: apps }
+spec:
+  node: node-b
+  address: ${a(2, 10)}
+  serviceAccount: web
+  labels: { app: web, version: v1 }
+  ports: { http: 8080, grpc: 8081, tcp: 8082 }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: apps, labels: { istio.io/use-waypoint: waypoint } }
+spec:
+  clusterIP: ${a(3, 1)}
+  selector: { app: web }
+  ports:
+    - { name: http, port: 80, targetPort: http, appProtocol: http }
+    - { name: grpc, port: 81, targetPort: grpc, appProtocol: grpc }
+    - { name: tcp, port: 82, targetPort: tcp }
+${extra}`;
+}
+
+/** An HTTP/1.1 + h2c app that describes each request it got. */
+async function webApp(ip: string) {
+  const seen: { path: string; headers: http.IncomingHttpHeaders; peer: string }[] = [];
+  const h1 = http.createServer((req, res) => {
+    seen.push({ path: req.url!, headers: req.headers, peer: req.socket.remoteAddress! });
+    let body = "";
+    req.on("data", (c) => body += c);
+    req.on("end", () => {
+      res.setHeader("x-app", "web");
+      res.end(`web ${req.method} ${req.url} body=${body.length}`);
+    });
+  });
+  await new Promise<void>((r) => h1.listen(8080, ip, r));
+  const h2 = http2.createServer();
+  h2.on("stream", (s, h) => {
+    seen.push({ path: String(h[":path"]), headers: h as http.IncomingHttpHeaders, peer: "" });
+    let n = 0;
+    s.on("data", (c: Uint8Array) => n += c.length);
+    s.on("end", () => {
+      s.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+      s.on("wantTrailers", () => s.sendTrailers({ "grpc-status": "0", "grpc-message": "ok" }));
+      s.end(`h2 ${h[":path"]} body=${n}`);
+    });
+  });
+  await new Promise<void>((r) => h2.listen(8081, ip, r));
+  const tcp = net.createServer((s) => s.pipe(s));
+  await new Promise<void>((r) => tcp.listen(8082, ip, r));
+  return {
+    seen,
+    close: () => {
+      h1.close();
+      h2.close();
+      tcp.close();
+    },
+  };
+}
+
+async function curl(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const r = await new Deno.Command("curl", { args: ["-sS", "--max-time", "10", ...args] })
+    .output();
+  const d = new TextDecoder();
+  return { code: r.code, out: d.decode(r.stdout), err: d.decode(r.stderr) };
+}
+
+Deno.test("HTTP/1.1 and h2c through the waypoint reach the app with the caller's identity; metrics say reporter=waypoint", async () => {
+  const a = addressBlock();
+  const mesh = await testMesh(config(a));
+  const app = await webApp(a(2, 10));
+  try {
+    await mesh.ztunnel("node-a");
+    await mesh.ztunnel("node-b");
+    const wp = await mesh.waypoint("apps/waypoint");
+    const url = `http://${a(3, 1)}/hello?x=1`;
+    const r = await curl(["--interface", a(1, 10), "-i", url]);
+    assertEquals(r.code, 0, r.err);
+    assertIncludes(r.out, "HTTP/1.1 200");
+    assertIncludes(r.out, "x-app: web");
+    assertIncludes(r.out, "web GET /hello?x=1 body=0");
+    const got = app.seen.at(-1)!;
+    assertEquals(
+      got.headers["x-forwarded-client-cert"],
+      `By=${id("waypoint")};URI=${id("client")}`,
+    );
+    assertEquals(got.headers["x-forwarded-for"], a(1, 10));
+    assertEquals(
+      /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/.test(String(got.headers.traceparent)),
+      true,
+    );
+    // A client's own x-forwarded-client-cert is never passed on.
+    await curl(["--interface", a(1, 10), "-H", "x-forwarded-client-cert: URI=spiffe://evil", url]);
+    assertEquals(
+      app.seen.at(-1)!.headers["x-forwarded-client-cert"],
+      `By=${id("waypoint")};URI=${id("client")}`,
+    );
+    // A POST body, and h2c with prior knowledge.
+    const post = await curl(["--interface", a(1, 10), "-d", "abc=123", url]);
+    assertIncludes(post.out, "web POST /hello?x=1 body=7");
+    const h2 = await curl(["--interface", a(1, 10), "--http2-prior-knowledge", url]);
+    assertEquals(h2.code, 0, h2.err);
+    assertIncludes(h2.out, "body=0");
+    // The trace id the caller sent is kept.
+    const tid = "4bf92f3577b34da6a3ce929d0e0e4736";
+    await curl(["--interface", a(1, 10), "-H", `traceparent: 00-${tid}-00f067aa0ba902b7-01`, url]);
+    assertEquals(String(app.seen.at(-1)!.headers.traceparent).split("-")[1], tid);
+
+    await assertEventually(() =>
+      wp.metricsText().includes('istio_requests_total{reporter="waypoint",source_workload="client"')
+    );
+    const text = wp.metricsText();
+    const line = text.split("\n").find((l) =>
+      l.startsWith('istio_requests_total{reporter="waypoint"') &&
+      l.includes('response_code="200"') &&
+      l.includes('request_protocol="http"')
+    )!;
+    assertIncludes(line, `source_principal="${id("client")}"`);
+    assertIncludes(line, 'destination_service="web.apps.svc.cluster.local"');
+    assertIncludes(line, 'destination_workload="web"');
+    assertIncludes(line, `destination_principal="${id("web")}"`);
+    assertEquals(Number(line.split(" ").pop()) >= 5, true, line);
+    assertIncludes(text, 'istio_request_duration_milliseconds_bucket{reporter="waypoint"');
+    assertIncludes(text, 'le="0.5"');
+    assertIncludes(text, "istio_request_bytes_sum");
+    assertIncludes(text, "istio_response_bytes_count");
+  } finally {
+    if (Deno.env.get("AMBIT_TEST_LOGS")) {
+      for (const l of mesh.logs) console.error(JSON.stringify(l));
+    }
+    app.close();
+    await mesh.close();
+  }
+});
+
+Deno.test("gRPC-style h2 with trailers and non-HTTP bytes on a TCP port pass through the waypoint", async () => {
+  const a = addressBlock();
+  const mesh = await testMesh(config(a));
+  const app = await webApp(a(2, 10));
+  try {
+    await mesh.ztunnel("node-a");
+    await mesh.ztunnel("node-b");
+    const wp = await mesh.waypoint("apps/waypoint");
+    // h2 with trailers, as gRPC does, from a client bound to the client workload's address.
+    const session = http2.connect(`http://${a(3, 1)}:81`, {
+      createConnection: () => net.connect({ host: a(3, 1), port: 81, localAddress: a(1, 10) }),
+    });
+    const res = await new Promise<{ body: string; trailers: http2.IncomingHttpHeaders }>(
+      (resolve, reject) => {
+        const s = session.request({
+          ":method": "POST",
+          ":path": "/pkg.Echo/Say",
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
+        let body = "";
+        let trailers: http2.IncomingHttpHeaders = {};
+        s.on("data", (c) => body += c);
+        s.on("trailers", (t) => trailers = t);
+        s.on("end", () => resolve({ body, trailers }));
+        s.on("error", reject);
+        s.end("12345");
+      },
+    );
+    session.close();
+    assertEquals(res.body, "h2 /pkg.Echo/Say body=5");
+    assertEquals(res.trailers["grpc-status"], "0");
+    await assertEventually(() =>
+      wp.metricsText().includes(
+        'request_protocol="grpc",response_code="200",grpc_response_status="0"',
+      )
+    );
+    // Plain bytes on the TCP port: echoed end to end.
+    const echoed = await new Promise<string>((resolve) => {
+      const s = net.connect({ host: a(3, 1), port: 82, localAddress: a(1, 10) });
+      let out = "";
+      s.on("connect", () => s.end("raw bytes"));
+      s.on("data", (c) => out += c);
+      s.on("close", () => resolve(out));
+    });
+    assertEquals(echoed, "raw bytes");
+  } finally {
+    if (Deno.env.get("AMBIT_TEST_LOGS")) {
+      for (const l of mesh.logs) console.error(JSON.stringify(l));
+    }
+    app.close();
+    await mesh.close();
+  }
+});
+
+Deno.test("malformed HTTP and smuggling attempts get 400 from the waypoint and never reach the app", async () => {
+  const a = addressBlock();
+  const mesh = await testMesh(config(a));
+  const app = await webApp(a(2, 10));
+  try {
+    await mesh.ztunnel("node-a");
+    await mesh.ztunnel("node-b");
+    await mesh.waypoint("apps/waypoint");
+    const raw = (payload: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect({ host: a(3, 1), port: 80, localAddress: a(1, 10) });
+        let out = "";
+        s.on("connect", () => s.write(payload));
+        s.on("data", (c) => out += c);
+        s.on("error", () => {});
+        s.on("close", () => resolve(out));
+        setTimeout(() => s.destroy(), 3000);
+      });
+    const before = app.seen.length;
+    const cases: [string, string, string][] = [
+      [
+        "Content-Length with Transfer-Encoding",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        "400",
+      ],
+      [
+        "two Content-Lengths",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "400",
+      ],
+      ["garbage request line", "GET\r\n\r\n", "400"],
+      [
+        "oversized header block",
+        `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`,
+        "431",
+      ],
+    ];
+    for (const [name, payload, status] of cases) {
+      const out = await raw(payload);
+      assertIncludes(out.split("\r\n")[0] ?? "", status, `${name}: ${out.slice(0, 80)}`);
+    }
+    assertEquals(app.seen.length, before, "nothing reached the app");
+    assertEquals(app.seen.some((s) => s.path === "/smuggled"), false);
+  } finally {
+    if (Deno.env.get("AMBIT_TEST_LOGS")) {
+      for (const l of mesh.logs) console.error(JSON.stringify(l));
+    }
+    app.close();
+    await mesh.close();
+  }
+});
