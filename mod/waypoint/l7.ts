@@ -11,7 +11,12 @@
 import http from "node:http";
 import http2 from "node:http2";
 import { randomUUID } from "node:crypto";
-import type { Duplex, Readable } from "node:stream";
+import { type Duplex, PassThrough, type Readable, type Writable } from "node:stream";
+import type { Endpoint } from "../config/snapshot.ts";
+import { type HeaderModifier, modifyResponseHeaders } from "../route/mod.ts";
+import type { Backends, BackendState } from "./backends.ts";
+import { type PlanEnv, planRequest, type RequestPlan } from "./plan.ts";
+import { shouldRetry } from "./retry.ts";
 import type { Snapshot, WaypointInfo } from "../config/snapshot.ts";
 import type { HostPort } from "../hbone/authority.ts";
 import { TunnelError } from "../hbone/errors.ts";
@@ -51,7 +56,10 @@ export interface L7Context {
   /** One record per request (the access log). */
   readonly access: (r: RequestRecord) => void;
   connectTimeout(): string;
-  /** Endpoint chooser; default weighted random among endpoints serving the port. */
+  /** Authentication, authorization and routing. */
+  readonly plan: PlanEnv;
+  /** Load balancing, outlier detection and circuit breaking per backend host. */
+  readonly backends: Backends;
   readonly random?: () => number;
 }
 
@@ -74,77 +82,30 @@ export interface L7Request {
   readonly protocol: "http" | "grpc";
 }
 
-/** The decision for one request. */
-type Decision =
-  | {
-    readonly kind: "reply";
-    readonly status: number;
-    readonly body: string;
-    readonly flags: string;
-    readonly headers?: HeaderList;
-  }
-  | {
-    readonly kind: "forward";
-    readonly conn: EndpointConnection;
-    readonly headers: HeaderList;
-  };
-
 /** Envoy's texts for the answers a proxy makes itself. */
 const UPSTREAM_CONNECT_ERROR =
   "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+const UPSTREAM_TIMEOUT = "upstream request timeout";
+/** Bodies up to this size are buffered, so a retry or a mirror can send them again. */
+const MAX_BUFFERED_BODY = 1 << 20;
 
-/** Decides what to do with one request: forward to an endpoint, or answer. */
-async function decide(
+/** Plans a request: a service target through authn/authz/routing, a workload target as is. */
+async function planFor(
   ctx: L7Context,
   info: TunnelInfo,
   req: L7Request,
-  trace: TraceContext,
-  requestId: string,
-): Promise<Decision> {
+  headers: HeaderList,
+): Promise<RequestPlan | { kind: "workload" }> {
+  if (info.target.kind === "workload") return { kind: "workload" };
   const snapshot = ctx.snapshot();
-  const wp = ctx.waypoint();
-  const headers = upstreamRequestHeaders(req.headers, {
-    clientIp: info.client.ip,
-    sourceIdentity: info.sourceIdentity,
-    waypointIdentity: wp.identity,
-    trace,
-    requestId,
+  const svc = snapshot.services.get(info.target.service.key) ?? info.target.service;
+  return await planRequest(ctx.plan, info, svc, info.target.port.port, {
+    method: req.method,
+    path: req.path,
+    authority: req.authority,
+    headers,
+    grpc: req.protocol === "grpc",
   });
-  const o = {
-    snapshot,
-    waypoint: wp,
-    pool: ctx.pool,
-    connectTimeout: ctx.connectTimeout(),
-    client: info.client,
-  };
-  try {
-    if (info.target.kind === "workload") {
-      const conn = await openWorkload(o, snapshot, info.target.workload, info.target.port);
-      return { kind: "forward", conn, headers };
-    }
-    const svc = snapshot.services.get(info.target.service.key) ?? info.target.service;
-    const port = info.target.port.port;
-    const serving = svc.endpoints.filter((e) => e.ports[port] !== undefined && e.weight > 0);
-    if (serving.length === 0) {
-      return { kind: "reply", status: 503, body: "no healthy upstream", flags: "UH" };
-    }
-    const total = serving.reduce((n, e) => n + e.weight, 0);
-    let r = (ctx.random ?? Math.random)() * total;
-    const ep = serving.find((e) => (r -= e.weight) < 0) ?? serving[serving.length - 1];
-    const conn = await openEndpoint(o, svc, ep, port);
-    return { kind: "forward", conn, headers };
-  } catch (e) {
-    const err = e as Error;
-    ctx.logger.warn("waypoint upstream failed", {
-      destination: describeTarget(info.target),
-      error: err.message,
-    });
-    const denied = err instanceof TunnelError && err.failure === "peer_status" &&
-      err.status === 401;
-    return denied
-      ? { kind: "reply", status: 403, body: "RBAC: access denied", flags: "UAEX" }
-      : { kind: "reply", status: 503, body: UPSTREAM_CONNECT_ERROR, flags: "UF" };
-  }
 }
 
 function describeTarget(t: WaypointTarget): string {
@@ -167,6 +128,8 @@ function finish(
     trace: TraceContext;
     requestId: string;
     error?: string;
+    route?: string;
+    attempts?: number;
   },
 ): void {
   const durationMs = performance.now() - r.started;
@@ -209,6 +172,8 @@ function finish(
     trace_id: r.trace.traceId,
     span_id: r.trace.spanId,
     request_id: r.requestId,
+    route: r.route,
+    attempts: r.attempts,
     error: r.error,
   });
 }
@@ -247,6 +212,9 @@ export function serveHttp1(ctx: L7Context, stream: Duplex, info: TunnelInfo): vo
         );
       } else sock.destroy();
     });
+    // Deno's server ends a kept-alive connection after each response unless it is
+    // "listening"; this one is fed tunnel streams and never listens on a port.
+    Object.defineProperty(srv, "listening", { get: () => true });
     h1Servers.set(ctx, srv);
   }
   h1Info.set(stream, info);
@@ -395,13 +363,33 @@ interface Exchange {
   onClose(f: () => void): void;
 }
 
-/** The result of forwarding to an endpoint. */
+/** The result of one try to an endpoint. */
 interface Forwarded {
   status: number;
   flags: string;
   grpcStatus?: string;
   responseBytes: number;
   error?: string;
+  /** The response was not passed on: the caller may retry. */
+  discarded?: boolean;
+  /** How the try failed before a response, for retries and outlier detection. */
+  failure?: "connect_failure" | "reset" | "per_try_timeout";
+}
+
+/** The upstream request of one try. */
+interface TryRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string;
+  readonly headers: HeaderList;
+  /** The buffered body, or undefined to stream the client's (no retry after it started). */
+  readonly body?: Uint8Array[];
+  /** Called when the client's body starts streaming upstream. */
+  readonly onStream?: () => void;
+  readonly responseModifiers: readonly HeaderModifier[];
+  /** Whether a response with this status is passed on (false: discarded for a retry). */
+  commit(status: number): boolean;
+  readonly perTryTimeoutMs?: number;
 }
 
 async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise<void> {
@@ -409,40 +397,305 @@ async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise
   const req = ex.request;
   const trace = traceContext(getHeader(req.headers, "traceparent"));
   const requestId = getHeader(req.headers, "x-request-id") ?? randomUUID();
-  let requestBytes = 0;
-  // The body waits (paused) while the decision is made; counting starts with the forwarding.
-  const d = await decide(ctx, info, req, trace, requestId);
-  ex.body.on("data", (c: Uint8Array) => requestBytes += c.length);
-  const grpcOf = (status: number) => req.protocol === "grpc" ? grpcStatusFor(status) : undefined;
-  if (d.kind === "reply") {
-    ex.body.resume();
-    const body = d.body ? d.body + "\n" : "";
-    ex.reply(d.status, body, d.headers);
-    finish(ctx, info, req, {
-      status: d.status,
-      flags: d.flags,
-      grpcStatus: grpcOf(d.status),
-      started,
-      requestBytes,
-      responseBytes: body.length,
-      trace,
-      requestId,
-    });
-    return;
-  }
-  const upstreamH2 = upstreamIsHttp2(info, req, ex.h2);
-  const r = upstreamH2
-    ? await forwardHttp2(ex, d.conn, d.headers)
-    : await forwardHttp1(ex, d.conn, d.headers);
-  finish(ctx, info, req, {
-    ...r,
-    grpcStatus: r.grpcStatus ?? (r.flags !== "-" ? grpcOf(r.status) : undefined),
-    started,
-    requestBytes,
-    upstream: d.conn,
+  const wp = ctx.waypoint();
+  const headers = upstreamRequestHeaders(req.headers, {
+    clientIp: info.client.ip,
+    sourceIdentity: info.sourceIdentity,
+    waypointIdentity: wp.identity,
     trace,
     requestId,
   });
+  let requestBytes = 0;
+  const grpcOf = (status: number) => req.protocol === "grpc" ? grpcStatusFor(status) : undefined;
+  const done = (r: Omit<Parameters<typeof finish>[3], "started" | "trace" | "requestId">) =>
+    finish(ctx, info, req, { ...r, started, trace, requestId });
+  const reply = (status: number, body: string, flags: string, hs?: HeaderList, error?: string) => {
+    ex.body.on("data", (c: Uint8Array) => requestBytes += c.length);
+    ex.body.resume();
+    const text = body ? body + "\n" : "";
+    ex.reply(status, text, hs);
+    done({
+      status,
+      flags,
+      grpcStatus: grpcOf(status),
+      requestBytes,
+      responseBytes: text.length,
+      error,
+    });
+  };
+
+  // The body waits (paused) while the plan is made.
+  let plan;
+  try {
+    plan = await planFor(ctx, info, req, headers);
+  } catch (e) {
+    ctx.logger.error("planning a request failed", { error: e as Error });
+    return reply(500, "", "-", undefined, (e as Error).message);
+  }
+  if (plan.kind === "reply") {
+    if (plan.reason) {
+      ctx.logger.debug("waypoint answered itself", {
+        status: plan.status,
+        reason: plan.reason,
+        path: req.path,
+      });
+    }
+    return reply(plan.status, plan.body, plan.flags, plan.headers, plan.reason);
+  }
+
+  // The body: buffered when small (retries and mirrors resend it), else streamed.
+  const length = Number(getHeader(req.headers, "content-length") ?? "NaN");
+  const bodiless = ex.h2
+    ? ex.body.readableEnded || length === 0
+    : Number.isNaN(length) && getHeader(req.headers, "transfer-encoding") === undefined;
+  const bufferable = req.protocol !== "grpc" &&
+    (bodiless || (length >= 0 && length <= MAX_BUFFERED_BODY));
+  let body: Uint8Array[] | undefined;
+  if (bufferable) {
+    body = [];
+    const chunks = body;
+    ex.body.on("data", (c: Uint8Array) => {
+      requestBytes += c.length;
+      chunks.push(c);
+    });
+    await new Promise<void>((r) => {
+      if (ex.body.readableEnded) return r();
+      ex.body.once("end", () => r());
+      ex.body.once("close", () => r());
+    });
+  }
+  // A streamed body is counted from when it is piped upstream (not before: it would flow away).
+  const countStreamed = () => ex.body.on("data", (c: Uint8Array) => requestBytes += c.length);
+
+  const snapshot = ctx.snapshot();
+  const deadline = plan.kind === "forward" && plan.timeoutMs ? started + plan.timeoutMs : undefined;
+  let attempt = 0;
+  let last: Forwarded | undefined;
+  let conn: EndpointConnection | undefined;
+  const upstreamH2 = upstreamIsHttp2(info, req, ex.h2);
+  while (true) {
+    const remaining = deadline ? deadline - performance.now() : undefined;
+    if (remaining !== undefined && remaining <= 0) {
+      if (!ex.headersSent) ex.reply(504, UPSTREAM_TIMEOUT + "\n");
+      return done({
+        status: 504,
+        flags: "UT",
+        grpcStatus: grpcOf(504),
+        requestBytes,
+        responseBytes: 0,
+        upstream: conn,
+        route: plan.kind === "forward" ? plan.route : undefined,
+        attempts: attempt,
+      });
+    }
+    let r: Forwarded;
+    let endpoint: Endpoint | undefined;
+    let state: BackendState | undefined;
+    let release = () => {};
+    try {
+      if (plan.kind === "workload") {
+        const t = info.target as Extract<WaypointTarget, { kind: "workload" }>;
+        conn = await openWorkload(
+          {
+            waypoint: wp,
+            pool: ctx.pool,
+            connectTimeout: ctx.connectTimeout(),
+            client: info.client,
+          },
+          snapshot,
+          t.workload,
+          t.port,
+        );
+      } else {
+        state = ctx.backends.for(snapshot, plan.backend);
+        const eps = state.endpoints(plan.port);
+        const usable = state.outlier ? state.outlier.eligible(eps) : eps;
+        const picked = state.balancer.pick(usable, {
+          headers: { get: (n: string) => getHeader(plan.request.headers, n.toLowerCase()) ?? null },
+          query: new URLSearchParams(plan.request.path.split("?")[1] ?? ""),
+          sourceIp: info.client.ip,
+        });
+        if (!picked) {
+          if (last) break;
+          return reply(503, "no healthy upstream", "UH");
+        }
+        const slot = state.breaker.tryAcquire("request");
+        if (!slot.ok) {
+          if (last) break;
+          return reply(
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            "UO",
+          );
+        }
+        release = slot.release;
+        endpoint = picked.endpoint;
+        state.balancer.onStart(endpoint);
+        conn = await openEndpoint(
+          {
+            snapshot,
+            waypoint: wp,
+            pool: ctx.pool,
+            connectTimeout: ctx.connectTimeout(),
+            client: info.client,
+          },
+          plan.backend,
+          endpoint,
+          plan.port,
+        );
+      }
+      const p = plan;
+      const tr: TryRequest = {
+        method: p.kind === "forward" ? p.request.method : req.method,
+        path: p.kind === "forward" ? p.request.path : req.path,
+        authority: p.kind === "forward" ? p.request.authority : req.authority,
+        headers: p.kind === "forward" ? p.request.headers : headers,
+        body,
+        onStream: countStreamed,
+        responseModifiers: p.kind === "forward" ? p.responseModifiers : [],
+        perTryTimeoutMs: minDefined(
+          p.kind === "forward" ? p.retry.perTryTimeoutMs : undefined,
+          deadline ? deadline - performance.now() : undefined,
+        ),
+        commit: (status) => {
+          if (p.kind !== "forward" || body === undefined) return true;
+          const d = shouldRetry(p.retry, attempt, { status }, { random: ctx.random });
+          return !d.retry;
+        },
+      };
+      r = upstreamH2
+        ? await forwardHttp2(ex, conn.stream, tr)
+        : await forwardHttp1(ex, conn.stream, tr);
+    } catch (e) {
+      const err = e as Error;
+      ctx.logger.warn("waypoint upstream failed", {
+        destination: describeTarget(info.target),
+        endpoint: endpoint?.workload,
+        error: err.message,
+      });
+      const denied = err instanceof TunnelError && err.failure === "peer_status" &&
+        err.status === 401;
+      if (denied) return reply(403, "RBAC: access denied", "UAEX", undefined, err.message);
+      r = {
+        status: 503,
+        flags: "UF",
+        responseBytes: 0,
+        error: err.message,
+        failure: "connect_failure",
+      };
+    } finally {
+      release();
+      if (endpoint) state?.balancer.onEnd(endpoint);
+    }
+    if (endpoint && state?.outlier) {
+      state.outlier.report(
+        endpoint,
+        r.failure === "per_try_timeout" ? "timeout" : r.failure ?? r.status,
+      );
+    }
+    last = r;
+    if (!r.discarded && !r.failure) break;
+    if (plan.kind !== "forward") break;
+    const outcome = r.failure ? { failure: r.failure } : { status: r.status };
+    const d = shouldRetry(plan.retry, attempt, outcome, {
+      random: ctx.random,
+      bodyReplayable: body !== undefined || r.failure === "connect_failure",
+    });
+    if (!d.retry || ex.headersSent) break;
+    attempt++;
+    await new Promise((res) => setTimeout(res, d.delayMs));
+  }
+  const r = last!;
+  if (!ex.headersSent && (r.discarded || r.failure)) {
+    // The last try's answer was held back for a retry that will not come, or it failed.
+    const status = r.failure === "per_try_timeout" ? 504 : r.status || 503;
+    const text = r.failure === "per_try_timeout"
+      ? UPSTREAM_TIMEOUT
+      : r.failure
+      ? UPSTREAM_CONNECT_ERROR
+      : "upstream answered " + r.status;
+    ex.reply(status, text + "\n");
+    r.responseBytes = text.length + 1;
+    r.status = status;
+    if (r.flags === "-") r.flags = r.failure === "per_try_timeout" ? "UT" : "URX";
+  }
+  done({
+    ...r,
+    grpcStatus: r.grpcStatus ?? (r.flags !== "-" ? grpcOf(r.status) : undefined),
+    requestBytes,
+    upstream: conn,
+    route: plan.kind === "forward" ? plan.route : undefined,
+    attempts: attempt + 1,
+  });
+  if (plan.kind === "forward" && body && plan.mirrors.length > 0) {
+    mirror(ctx, info, plan, body, upstreamH2);
+  }
+}
+
+function minDefined(a?: number, b?: number): number | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return Math.min(a, b);
+}
+
+/** Sends copies of a buffered request to the mirror backends; answers are dropped. */
+function mirror(
+  ctx: L7Context,
+  info: TunnelInfo,
+  plan: Extract<RequestPlan, { kind: "forward" }>,
+  body: Uint8Array[],
+  h2: boolean,
+): void {
+  const snapshot = ctx.snapshot();
+  for (const m of plan.mirrors) {
+    const svc = m.kind === "Service" ? snapshot.services.get(m.service) : undefined;
+    if (!svc) continue;
+    const eps = svc.endpoints.filter((e) => e.ports[m.port] !== undefined && e.weight > 0);
+    if (eps.length === 0) continue;
+    const ep = eps[Math.floor((ctx.random ?? Math.random)() * eps.length)];
+    openEndpoint(
+      {
+        snapshot,
+        waypoint: ctx.waypoint(),
+        pool: ctx.pool,
+        connectTimeout: ctx.connectTimeout(),
+        client: info.client,
+      },
+      svc,
+      ep,
+      m.port,
+    ).then((conn) => {
+      const sink = sinkExchange(plan.request.method, plan.request.path, plan.request.authority);
+      const tr: TryRequest = {
+        ...plan.request,
+        authority: `${plan.request.authority}-shadow`,
+        body,
+        responseModifiers: [],
+        commit: () => true,
+        perTryTimeoutMs: 10_000,
+      };
+      return h2 ? forwardHttp2(sink, conn.stream, tr) : forwardHttp1(sink, conn.stream, tr);
+    }).catch((e) => ctx.logger.debug("mirror failed", { error: (e as Error).message }));
+  }
+}
+
+/** An Exchange that discards the response (mirrors). */
+function sinkExchange(method: string, path: string, authority: string): Exchange {
+  const body = new PassThrough();
+  body.end();
+  return {
+    h2: false,
+    request: { method, path, authority, headers: [], protocol: "http" },
+    body,
+    respond: () => {},
+    write: () => true,
+    onDrain: () => {},
+    end: () => {},
+    reply: () => {},
+    abort: () => {},
+    headersSent: false,
+    onClose: () => {},
+  };
 }
 
 /**
@@ -458,47 +711,68 @@ function upstreamIsHttp2(info: TunnelInfo, req: L7Request, downstreamH2: boolean
   return downstreamH2;
 }
 
-/** Envoy's texts for answers made when the upstream fails. */
-function upstreamFailure(ex: Exchange, error: Error, r: Forwarded): Forwarded {
-  if (!ex.headersSent) {
-    const body = UPSTREAM_CONNECT_ERROR + "\n";
-    ex.reply(503, body);
-    return { ...r, status: 503, flags: "UF", responseBytes: body.length, error: error.message };
+/** Feeds the try's body upstream: the buffered chunks, or the client's stream. */
+function sendBody(ex: Exchange, tr: TryRequest, up: Writable): void {
+  if (tr.body) {
+    for (const c of tr.body) up.write(c);
+    up.end();
+  } else {
+    tr.onStream?.();
+    ex.body.pipe(up);
   }
-  ex.abort();
-  return { ...r, flags: "UPE", error: error.message };
 }
 
-function forwardHttp1(
-  ex: Exchange,
-  conn: EndpointConnection,
-  headers: HeaderList,
-): Promise<Forwarded> {
+/** Response headers with the route's modifiers applied. */
+function responseHeaders(tr: TryRequest, hs: HeaderList): HeaderList {
+  return tr.responseModifiers.length === 0
+    ? hs
+    : modifyResponseHeaders(hs, tr.responseModifiers).map(([k, v]) => [k, v] as [string, string]);
+}
+
+function forwardHttp1(ex: Exchange, stream: Duplex, tr: TryRequest): Promise<Forwarded> {
   return new Promise((resolve) => {
     const r: Forwarded = { status: 0, flags: "-", responseBytes: 0 };
     let done = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const end = (x: Forwarded) => {
       if (done) return;
       done = true;
+      clearTimeout(timer);
       resolve(x);
     };
     const up = http.request({
-      method: ex.request.method,
-      path: ex.request.path,
+      method: tr.method,
+      path: tr.path,
       headers: [
         // HTTP/1.1 needs Host; from HTTP/2 it comes as :authority.
-        ...(getHeader(headers, "host") === undefined && ex.request.authority
-          ? [["host", ex.request.authority]]
+        ...(getHeader(tr.headers, "host") === undefined && tr.authority
+          ? [["host", tr.authority]]
           : []),
-        ...headers.filter(([k]) => k !== "te"),
+        ...tr.headers.filter(([k]) => k !== "te" && (k !== "host" || tr.authority === "")),
+        ...(getHeader(tr.headers, "host") !== undefined && tr.authority
+          ? [["host", tr.authority]]
+          : []),
         ["connection", "close"],
       ].flat(),
       setHost: false,
-      createConnection: () => conn.stream,
+      createConnection: () => stream,
     } as unknown as http.RequestOptions);
+    if (tr.perTryTimeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        up.destroy();
+        stream.destroy();
+        end({ ...r, flags: "UT", failure: "per_try_timeout", error: "per-try timeout" });
+      }, tr.perTryTimeoutMs);
+    }
     up.on("response", (ures) => {
       r.status = ures.statusCode ?? 502;
-      ex.respond(r.status, fromRaw(ures.rawHeaders));
+      if (!tr.commit(r.status)) {
+        ures.resume();
+        stream.destroy();
+        return end({ ...r, discarded: true });
+      }
+      clearTimeout(timer);
+      ex.respond(r.status, responseHeaders(tr, fromRaw(ures.rawHeaders)));
       ures.on("data", (c: Uint8Array) => {
         r.responseBytes += c.length;
         if (!ex.write(c)) {
@@ -513,7 +787,8 @@ function forwardHttp1(
       ures.on("error", (e) => end(upstreamFailure(ex, e, r)));
     });
     up.on("error", (e) => {
-      conn.stream.destroy();
+      stream.destroy();
+      if (r.status === 0) return end({ ...r, flags: "UF", failure: "reset", error: e.message });
       end(upstreamFailure(ex, e, r));
     });
     ex.onClose(() => {
@@ -521,70 +796,47 @@ function forwardHttp1(
       up.destroy();
       end({ ...r, status: r.status || 499, flags: "DC", error: "downstream closed" });
     });
-    ex.body.pipe(up);
+    sendBody(ex, tr, up);
   });
 }
 
-function forwardHttp2(
-  ex: Exchange,
-  conn: EndpointConnection,
-  headers: HeaderList,
-): Promise<Forwarded> {
+function forwardHttp2(ex: Exchange, stream: Duplex, tr: TryRequest): Promise<Forwarded> {
   return new Promise((resolve) => {
     const r: Forwarded = { status: 0, flags: "-", responseBytes: 0 };
     let done = false;
-    const session = http2.connect(`http://${ex.request.authority || "upstream"}`, {
-      createConnection: () => conn.stream,
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const session = http2.connect(`http://${tr.authority || "upstream"}`, {
+      createConnection: () => stream,
     } as unknown as http2.SecureClientSessionOptions);
     session.on("error", () => {});
     const end = (x: Forwarded) => {
       if (done) return;
       done = true;
+      clearTimeout(timer);
       session.close();
       resolve(x);
     };
     const out: http2.OutgoingHttpHeaders = {
-      ":method": ex.request.method,
-      ":path": ex.request.path,
-      ":authority": ex.request.authority,
+      ":method": tr.method,
+      ":path": tr.path,
+      ":authority": tr.authority,
       ":scheme": "http",
     };
-    for (const [k, v] of headers) {
+    for (const [k, v] of tr.headers) {
       if (k === "host") continue;
       const prev = out[k];
       out[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [String(prev)]), v];
     }
     const up = session.request(out, { endStream: false });
+    if (tr.perTryTimeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        up.close(http2.constants.NGHTTP2_CANCEL);
+        end({ ...r, flags: "UT", failure: "per_try_timeout", error: "per-try timeout" });
+      }, tr.perTryTimeoutMs);
+    }
     let trailers: Record<string, string | string[]> | undefined;
     let responded = false;
-    up.on("response", (rh) => {
-      if (responded) {
-        // Deno's client reports trailers as a second response: keep them as trailers.
-        trailers = {};
-        for (const [k, v] of Object.entries(rh)) {
-          if (!k.startsWith(":") && v !== undefined) trailers[k] = v as string | string[];
-        }
-        if (rh["grpc-status"] !== undefined) r.grpcStatus = String(rh["grpc-status"]);
-        return;
-      }
-      responded = true;
-      r.status = Number(rh[":status"] ?? 502);
-      if (rh["grpc-status"] !== undefined) r.grpcStatus = String(rh["grpc-status"]);
-      const hs: HeaderList = [];
-      for (const [k, v] of Object.entries(rh)) {
-        if (k.startsWith(":") || v === undefined) continue;
-        for (const x of Array.isArray(v) ? v : [v]) hs.push([k, String(x)]);
-      }
-      ex.respond(r.status, hs);
-      for (const c of early.splice(0)) write(c);
-    });
-    up.on("trailers", (t) => {
-      trailers = {};
-      for (const [k, v] of Object.entries(t)) {
-        if (!k.startsWith(":") && v !== undefined) trailers[k] = v as string | string[];
-      }
-      if (t["grpc-status"] !== undefined) r.grpcStatus = String(t["grpc-status"]);
-    });
+    let discarded = false;
     // Deno's client may emit body data before "response": hold it until the headers went out.
     const early: Uint8Array[] = [];
     const write = (c: Uint8Array) => {
@@ -593,7 +845,35 @@ function forwardHttp2(
         ex.onDrain(() => up.resume());
       }
     };
+    const keepTrailers = (t: http2.IncomingHttpHeaders) => {
+      trailers = {};
+      for (const [k, v] of Object.entries(t)) {
+        if (!k.startsWith(":") && v !== undefined) trailers[k] = v as string | string[];
+      }
+      if (t["grpc-status"] !== undefined) r.grpcStatus = String(t["grpc-status"]);
+    };
+    up.on("response", (rh) => {
+      if (responded) return keepTrailers(rh); // Deno reports trailers as a second response.
+      responded = true;
+      r.status = Number(rh[":status"] ?? 502);
+      if (rh["grpc-status"] !== undefined) r.grpcStatus = String(rh["grpc-status"]);
+      if (!tr.commit(r.status)) {
+        discarded = true;
+        up.close(http2.constants.NGHTTP2_CANCEL);
+        return end({ ...r, discarded: true });
+      }
+      clearTimeout(timer);
+      const hs: HeaderList = [];
+      for (const [k, v] of Object.entries(rh)) {
+        if (k.startsWith(":") || v === undefined) continue;
+        for (const x of Array.isArray(v) ? v : [v]) hs.push([k, String(x)]);
+      }
+      ex.respond(r.status, responseHeaders(tr, hs));
+      for (const c of early.splice(0)) write(c);
+    });
+    up.on("trailers", keepTrailers);
     up.on("data", (c: Uint8Array) => {
+      if (discarded) return;
       r.responseBytes += c.length;
       if (!responded) early.push(c);
       else write(c);
@@ -606,16 +886,31 @@ function forwardHttp2(
       if (ended || responded) {
         ex.end(trailers);
         end(r);
-      } else end(upstreamFailure(ex, new Error("upstream stream closed before a response"), r));
+      } else {end({
+          ...r,
+          flags: "UF",
+          failure: "reset",
+          error: "upstream stream closed before a response",
+        });}
     });
-    up.on("error", (e) => end(upstreamFailure(ex, e, r)));
+    up.on("error", (e) => {
+      if (!responded) return end({ ...r, flags: "UF", failure: "reset", error: e.message });
+      end(upstreamFailure(ex, e, r));
+    });
     ex.onClose(() => {
       if (done) return;
       up.close(http2.constants.NGHTTP2_CANCEL);
       end({ ...r, status: r.status || 499, flags: "DC", error: "downstream closed" });
     });
-    ex.body.pipe(up);
+    sendBody(ex, tr, up);
   });
+}
+
+/** A failure after the response started: the client's stream is aborted. */
+function upstreamFailure(ex: Exchange, error: Error, r: Forwarded): Forwarded {
+  if (!ex.headersSent) return { ...r, flags: "UF", failure: "reset", error: error.message };
+  ex.abort();
+  return { ...r, flags: "UPE", error: error.message };
 }
 
 /** The gRPC status Envoy maps an HTTP status to. */

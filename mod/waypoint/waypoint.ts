@@ -36,6 +36,9 @@ import {
   type TunnelInfo,
 } from "./l7.ts";
 import { sniff } from "./sniff.ts";
+import { Backends } from "./backends.ts";
+import { policyCacheFor } from "./plan.ts";
+import { JwtAuthenticator, type JwtAuthenticatorOptions } from "../policy/jwt.ts";
 import { resolveWaypointTarget } from "./target.ts";
 import { openEndpoint, openWorkload } from "./upstream.ts";
 
@@ -58,6 +61,8 @@ export interface WaypointOptions {
   readonly onQuit?: () => void;
   /** How long to wait for the first bytes to tell HTTP from other protocols (default 1000 ms). */
   readonly sniffTimeoutMs?: number;
+  /** JWKS fetching (tests: an injected fetch or clock). */
+  readonly jwt?: JwtAuthenticatorOptions;
 }
 
 /** Raised when the Gateway is not in the config. */
@@ -71,6 +76,8 @@ export class Waypoint {
   readonly pool: HbonePool;
   readonly http = new HttpMetrics();
   readonly tcp = new TcpMetrics();
+  /** Load balancers, outlier detectors and circuit breakers by backend host. */
+  readonly backends = new Backends();
   #hbone?: HboneServer;
   #admin?: AdminServer;
   #metrics?: ProbeServer;
@@ -105,7 +112,15 @@ export class Waypoint {
       metrics: this.http,
       access: options.accessLog ?? (() => {}),
       connectTimeout: () => options.store.current.mesh.defaults.connectTimeout,
+      plan: {
+        snapshot: () => options.store.current,
+        waypoint: () => this.info,
+        jwt: new JwtAuthenticator(options.jwt ?? {}),
+        policies: () => policies(options.store.current),
+      },
+      backends: this.backends,
     };
+    const policies = policyCacheFor();
     this.#offReload = options.store.onReload((o) => {
       if (!o.applied) return;
       const now = options.store.current.waypoints.get(options.name);
