@@ -327,7 +327,7 @@ Deno.test("waypoint L7: routing, split, retries, timeout, redirect, outlier ejec
       assertEquals([missing.status, missing.body.trim()], [403, "RBAC: access denied"]);
     });
 
-    await t.step("request metrics: codes and flags by source and destination", async () => {
+    await t.step("request metrics: codes and flags by source and destination", () => {
       const text = wp.metricsText();
       const count = (code: string, flags: string) =>
         text.split("\n").filter((l) =>
