@@ -835,6 +835,7 @@ function forwardHttp2(ex: Exchange, stream: Duplex, tr: TryRequest): Promise<For
       }, tr.perTryTimeoutMs);
     }
     let trailers: Record<string, string | string[]> | undefined;
+    let headerGrpc: Record<string, string> | undefined;
     let responded = false;
     let discarded = false;
     // Deno's client may emit body data before "response": hold it until the headers went out.
@@ -856,7 +857,14 @@ function forwardHttp2(ex: Exchange, stream: Duplex, tr: TryRequest): Promise<For
       if (responded) return keepTrailers(rh); // Deno reports trailers as a second response.
       responded = true;
       r.status = Number(rh[":status"] ?? 502);
-      if (rh["grpc-status"] !== undefined) r.grpcStatus = String(rh["grpc-status"]);
+      if (rh["grpc-status"] !== undefined) {
+        // A trailers-only gRPC answer: repeat its status as trailers (the client reads those).
+        r.grpcStatus = String(rh["grpc-status"]);
+        headerGrpc = { "grpc-status": r.grpcStatus };
+        if (rh["grpc-message"] !== undefined) {
+          headerGrpc["grpc-message"] = String(rh["grpc-message"]);
+        }
+      }
       if (!tr.commit(r.status)) {
         discarded = true;
         up.close(http2.constants.NGHTTP2_CANCEL);
@@ -884,7 +892,7 @@ function forwardHttp2(ex: Exchange, stream: Duplex, tr: TryRequest): Promise<For
     up.on("close", () => {
       if (done) return;
       if (ended || responded) {
-        ex.end(trailers);
+        ex.end(trailers ?? headerGrpc);
         end(r);
       } else {end({
           ...r,

@@ -290,3 +290,40 @@ Deno.test("malformed HTTP and smuggling attempts get 400 from the waypoint and n
     await mesh.close();
   }
 });
+
+Deno.test("gRPC through the waypoint with Python's grpcio on both ends: unary with trailers, bidirectional streaming, an unknown method", async () => {
+  const a = addressBlock();
+  const mesh = await testMesh(config(a));
+  const py = new URL("./py/grpc_peer.py", import.meta.url).pathname;
+  const server = new Deno.Command("/usr/bin/python3", {
+    args: [py, "serve", `${a(2, 10)}:8081`],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const first = await reader.read();
+    assertEquals(first.value?.trim(), "ready");
+    await mesh.ztunnel("node-a");
+    await mesh.ztunnel("node-b");
+    const wp = await mesh.waypoint("apps/waypoint");
+    const out = await new Deno.Command("/usr/bin/python3", {
+      args: [py, "call", `${a(3, 1)}:81`],
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    const r = JSON.parse(text);
+    assertEquals(r.unary, `hello world from By=${id("waypoint")};URI=${id("client")}`);
+    assertEquals(r.code, "OK");
+    assertEquals(r.trailers["x-served-by"], "py-grpc");
+    assertEquals(r.stream, ["0:a", "1:b", "2:c"]);
+    assertEquals(r.missing, "UNIMPLEMENTED");
+    const m = wp.metricsText();
+    assertIncludes(m, 'request_protocol="grpc",response_code="200",grpc_response_status="0"');
+    assertIncludes(m, 'request_protocol="grpc",response_code="200",grpc_response_status="12"');
+  } finally {
+    server.kill();
+    await server.status;
+    await mesh.close();
+  }
+});
