@@ -5,6 +5,7 @@
  *
  * @module
  */
+import http from "node:http";
 import net from "node:net";
 import { decodeProxyHeader } from "../hbone/proxy_protocol.ts";
 
@@ -113,4 +114,52 @@ export function askViaSocks5(
     s.on("error", (e) => error ??= e.message);
     s.on("close", () => resolve({ reply: reply.trim(), error }));
   });
+}
+
+/** Starts an HTTP app that answers `<name>: <METHOD> <path>` (for the L7 part of the demo). */
+export function startHttpApp(name: string, ip: string, port: number): Promise<SampleApp> {
+  const srv = http.createServer((req, res) => {
+    res.setHeader("content-type", "text/plain");
+    res.end(`${name}: ${req.method} ${req.url}`);
+  });
+  return new Promise((resolve, reject) => {
+    srv.once("error", reject);
+    srv.listen(port, ip, () => resolve({ name, close: () => srv.close() }));
+  });
+}
+
+/** HTTP requests from `localAddress` over one kept-alive connection pool. */
+export function httpClient(localAddress: string) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  return {
+    request(
+      ip: string,
+      port: number,
+      path: string,
+      o: { method?: string; headers?: Record<string, string> } = {},
+    ): Promise<{ status: number; body: string; error?: string }> {
+      return new Promise((resolve) => {
+        const req = http.request(
+          {
+            host: ip,
+            port,
+            path,
+            method: o.method ?? "GET",
+            headers: o.headers,
+            agent,
+            localAddress,
+          },
+          (res) => {
+            let body = "";
+            res.setEncoding("utf8");
+            res.on("data", (d: string) => body += d);
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+          },
+        );
+        req.on("error", (e) => resolve({ status: 0, body: "", error: e.message }));
+        req.end();
+      });
+    },
+    close: () => agent.destroy(),
+  };
 }

@@ -10,7 +10,7 @@ import { ConfigError, formatIssue } from "../config/load.ts";
 import type { Snapshot } from "../config/snapshot.ts";
 import { LAB_CONFIG } from "./lab_config.ts";
 import { AmbitChild } from "./process.ts";
-import { ask, askViaSocks5, startSampleApp } from "./apps.ts";
+import { ask, askViaSocks5, httpClient, startHttpApp, startSampleApp } from "./apps.ts";
 import { initCaDir } from "../identity/ca_dir.ts";
 import type { CertStatus } from "../identity/cert_manager.ts";
 
@@ -227,6 +227,7 @@ async function showTraffic(
     );
     out("");
     await showNamesAndProxies(s, out);
+    await showL7(s, out);
     await showMetrics(s, out);
   } finally {
     app.close();
@@ -257,6 +258,72 @@ async function showNamesAndProxies(s: Snapshot, out: (l: string) => void): Promi
   out(`  productpage → socks5h://${nodeA}:15080 → ratings.payments:9090:`);
   out(`    ${via.reply || `no reply (${via.error ?? "closed"})`}`);
   out("");
+}
+
+/**
+ * L7 at the shop waypoint: productpage calls the reviews Service over HTTP;
+ * the HTTPRoute splits 90/10 between v1 and v2 and sends user jason to v2,
+ * and the L7 policy refuses DELETE.
+ */
+async function showL7(s: Snapshot, out: (l: string) => void): Promise<void> {
+  const wp = s.waypoints.get("shop/waypoint")!;
+  const reviews = s.services.get("shop/reviews")!;
+  const apps = await Promise.all(
+    ["reviews-v1", "reviews-v2"].map((n) => {
+      const w = s.workloads.get(`shop/${n}`)!;
+      return startHttpApp(n, w.address, w.ports["http"] ?? 9080);
+    }),
+  );
+  const client = httpClient(s.workloads.get("shop/productpage")!.address);
+  try {
+    out(
+      `L7 at waypoint ${wp.key} (${wp.address}:${wp.port}): productpage → http://${reviews.hostname}:9080`,
+    );
+    const counts = new Map<string, number>();
+    let failed = 0;
+    for (let i = 0; i < 50; i++) {
+      const r = await client.request(reviews.vip, 9080, `/reviews/${i}`);
+      if (r.status !== 200) failed++;
+      const who = r.body.split(":")[0] || `status ${r.status}`;
+      counts.set(who, (counts.get(who) ?? 0) + 1);
+    }
+    out(
+      `  50 requests, HTTPRoute reviews 90/10: ${
+        [...counts].sort().map(([k, v]) => `${k} ${v}`).join(", ")
+      }${failed ? ` (${failed} failed)` : ""}`,
+    );
+    const jason = await client.request(reviews.vip, 9080, "/reviews/1", {
+      headers: { "end-user": "jason" },
+    });
+    out(`  end-user: jason → ${jason.status} ${jason.body || jason.error}`);
+    const del = await client.request(reviews.vip, 9080, "/reviews/1", { method: "DELETE" });
+    out(
+      `  DELETE /reviews/1 → ${del.status} ${
+        del.body || del.error
+      } (AuthorizationPolicy reviews-no-delete)`,
+    );
+    try {
+      const m = await (await fetch(`http://${wp.address}:15020/metrics`, {
+        signal: AbortSignal.timeout(5000),
+      })).text();
+      for (const line of m.split("\n")) {
+        if (!line.startsWith('istio_requests_total{reporter="waypoint"')) continue;
+        const label = (k: string) => line.match(new RegExp(`${k}="([^"]*)"`))?.[1] ?? "?";
+        out(
+          `  istio_requests_total ${label("source_workload")} → ${label("destination_workload")} ` +
+            `code=${label("response_code")} flags=${label("response_flags")}: ${
+              line.split(" ").pop()
+            }`,
+        );
+      }
+    } catch (e) {
+      out(`  cannot read the waypoint's metrics: ${(e as Error).message}`);
+    }
+    out("");
+  } finally {
+    client.close();
+    for (const a of apps) a.close();
+  }
 }
 
 /** Istio's TCP metrics as node-b reports them. */
