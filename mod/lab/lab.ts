@@ -165,6 +165,10 @@ export async function runLab(options: LabOptions): Promise<number> {
       const code = await child.stop();
       clean &&= code === 0;
       out(`  ${label.padEnd(26)} exited ${code}`);
+      if (code !== 0) {
+        for (const l of child.lines.slice(-8)) out(`    ${l.slice(0, 300)}`);
+        for (const r of child.records.slice(-8)) out(`    ${JSON.stringify(r).slice(0, 300)}`);
+      }
     }
     out("");
     out("Explore: ambit validate config/lab · ambit config dump --config config/lab --node node-a");

@@ -665,22 +665,28 @@ export class Ztunnel {
   }
 
   async #close(): Promise<void> {
+    const step = (s: string) => this.options.logger.debug("closing", { step: s });
     this.#stopping ??= "closing";
     this.#offReload();
     clearInterval(this.#refreshTimer);
     this.#outbound?.close();
     this.#plaintext?.close();
+    step("host listeners");
     await this.#closeHostListeners();
+    step("connections");
     this.registry.closeAll("ztunnel stopping");
     this.pool.close();
     await this.#reconciling;
+    step("HBONE listeners");
     await Promise.all([...this.#hboneByAddress.values()].map((s) => s.close(true)));
     this.#hboneByAddress.clear();
     await this.#hbone?.close(true);
     this.certs.close();
+    step("metrics, admin and readiness");
     await this.#metrics?.close();
     await this.#admin?.close();
     await this.#readiness?.close();
+    step("done");
   }
 }
 
