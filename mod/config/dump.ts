@@ -30,6 +30,8 @@ export function dumpSnapshot(s: Snapshot, options: DumpOptions = {}): Record<str
       peerAuthentication: s.peerAuthentications.all.map(brief),
       requestAuthentication: s.requestAuthentications.all.map(brief),
       destinationRules: [...s.destinationRules.values()].flat().map(brief),
+      faults: [...s.faults.values()].map(brief),
+      localRateLimits: [...s.rateLimits.values()].map(brief),
     },
     routes: s.resources.filter((r) => r.kind === "HTTPRoute" || r.kind === "GRPCRoute").map(brief),
     serviceEntries: s.serviceEntries.map(brief),

@@ -335,6 +335,37 @@ export function int(options: IntOptions = {}): Type<number> {
   };
 }
 
+/** Options for {@link num}. */
+export interface NumOptions {
+  /** Name in messages and docs. Default "number". */
+  name?: string;
+  min?: number;
+  max?: number;
+}
+
+/** A finite number, fractions allowed (a protobuf `double`), optionally bounded. */
+export function num(options: NumOptions = {}): Type<number> {
+  const name = options.name ?? "number";
+  return {
+    name,
+    check(value, at, r) {
+      if (typeof value !== "number" || !Number.isFinite(value)) {
+        r.error(at, `expected ${article(name)} ${name}, got ${describe(value)}`);
+        return INVALID;
+      }
+      if (options.min !== undefined && value < options.min) {
+        r.error(at, `${value} is below the minimum ${options.min}`);
+        return INVALID;
+      }
+      if (options.max !== undefined && value > options.max) {
+        r.error(at, `${value} is above the maximum ${options.max}`);
+        return INVALID;
+      }
+      return value;
+    },
+  };
+}
+
 /** A TCP/UDP port number, 1 to 65535. Strings holding a number are refused. */
 export function port(): Type<number> {
   return {

@@ -8,6 +8,7 @@
 import { at, displayName, type LineLookup, type ResourceIndex, resourceKey } from "./crossref.ts";
 import { bigIntToIpv4, canonicalIp, parseCidr } from "./formats.ts";
 import type { Resource } from "./kind.ts";
+import { routeExtensionRefs, type RuleLike } from "./kinds/gateway_common.ts";
 import { meshSpec } from "./kinds/mesh.ts";
 import {
   DATAPLANE_MODE_LABEL,
@@ -16,9 +17,14 @@ import {
 } from "./kinds/namespace.ts";
 import type { ConfigIssue } from "./load.ts";
 import { type Infer, INVALID, Reporter } from "./schema.ts";
+import type { HttpFaultSpec } from "./kinds/http_fault.ts";
+import type { LocalRateLimitSpec } from "./kinds/local_rate_limit.ts";
 import type { nodeSpec } from "./kinds/mesh.ts";
 import type { serviceSpec } from "./kinds/service.ts";
 import type { workloadEntrySpec } from "./kinds/workload_entry.ts";
+
+export type { HttpFaultSpec } from "./kinds/http_fault.ts";
+export type { LocalRateLimitSpec } from "./kinds/local_rate_limit.ts";
 
 /** Checked `Mesh.spec` with defaults. */
 export type MeshSpec = Infer<typeof meshSpec>;
@@ -156,6 +162,15 @@ export interface Snapshot {
   readonly destinationRules: ReadonlyMap<string, readonly Resource[]>;
   /** HTTPRoutes and GRPCRoutes by parent: `Service/ns/name` or `Gateway/ns/name`. */
   readonly routesByParent: ReadonlyMap<string, readonly Resource[]>;
+  /** HTTPFaults by `namespace/name` (what a route's ExtensionRef filter names). */
+  readonly faults: ReadonlyMap<string, Resource<HttpFaultSpec>>;
+  /** LocalRateLimits by `namespace/name` (what a route's ExtensionRef filter names). */
+  readonly rateLimits: ReadonlyMap<string, Resource<LocalRateLimitSpec>>;
+  /**
+   * LocalRateLimits with targetRefs, by the waypoint they apply to (`namespace/name`, the key
+   * of `waypoints`), in name order: each applies to every request that waypoint serves.
+   */
+  readonly rateLimitsByWaypoint: ReadonlyMap<string, readonly Resource<LocalRateLimitSpec>[]>;
   /** Warnings found while compiling (errors stop compilation). */
   readonly warnings: readonly ConfigIssue[];
 }
@@ -354,6 +369,10 @@ export function buildSnapshot(
     }
   }
 
+  // Filter extensions (HTTPFault, LocalRateLimit) and the routes that name them.
+  const extensions = indexExtensions(ofKind("HTTPFault"), ofKind("LocalRateLimit"));
+  checkExtensionUse(all, extensions, err, warn);
+
   if (issues.length > before) return undefined;
   return deepFreeze({
     mesh,
@@ -374,6 +393,7 @@ export function buildSnapshot(
     requestAuthentications: indexPolicies(ofKind("RequestAuthentication")),
     destinationRules,
     routesByParent,
+    ...extensions,
     warnings,
   });
 }
@@ -626,6 +646,78 @@ function checkWorkloadPorts(
         );
       } else claimed.set(key, w.key);
     }
+  }
+}
+
+/** The snapshot's indexes of filter extensions. */
+export type ExtensionIndexes = Pick<Snapshot, "faults" | "rateLimits" | "rateLimitsByWaypoint">;
+
+/** Indexes HTTPFaults and LocalRateLimits by `namespace/name`, and LocalRateLimits by waypoint. */
+export function indexExtensions(
+  faults: readonly Resource[],
+  rateLimits: readonly Resource[],
+): ExtensionIndexes {
+  const byWaypoint = new Map<string, Resource<LocalRateLimitSpec>[]>();
+  const limits = rateLimits as readonly Resource<LocalRateLimitSpec>[];
+  const byName = [...limits].sort((a, b) => a.metadata.name < b.metadata.name ? -1 : 1);
+  for (const res of byName) {
+    for (const t of res.spec.targetRefs ?? []) {
+      const key = `${res.metadata.namespace}/${t.name}`;
+      byWaypoint.set(key, [...(byWaypoint.get(key) ?? []), res]);
+    }
+  }
+  return {
+    faults: new Map(faults.map((r) => [displayName(r), r as Resource<HttpFaultSpec>])),
+    rateLimits: new Map(limits.map((r) => [displayName(r), r])),
+    rateLimitsByWaypoint: byWaypoint,
+  };
+}
+
+/**
+ * A route may not name a LocalRateLimit that has targetRefs (it already applies to every
+ * request of its waypoints); an extension nothing uses is a warning.
+ */
+function checkExtensionUse(
+  all: readonly Resource[],
+  ext: ExtensionIndexes,
+  err: Report,
+  warn: Report,
+): void {
+  const used = new Set<string>();
+  for (const route of all) {
+    if (route.kind !== "HTTPRoute" && route.kind !== "GRPCRoute") continue;
+    for (const ref of routeExtensionRefs(route.spec as { rules?: RuleLike[] })) {
+      const key = `${route.metadata.namespace}/${ref.name}`;
+      used.add(`${ref.kind}/${key}`);
+      const limit = ref.kind === "LocalRateLimit" ? ext.rateLimits.get(key) : undefined;
+      if (limit?.spec.targetRefs) {
+        err(
+          route,
+          [...ref.path],
+          `LocalRateLimit "${key}" has targetRefs, so it already applies to every request of ` +
+            "its waypoints; a route cannot name it too",
+          "name a LocalRateLimit without targetRefs here, or remove this filter",
+        );
+      }
+    }
+  }
+  for (const [key, res] of ext.faults) {
+    if (used.has(`HTTPFault/${key}`)) continue;
+    warn(
+      res,
+      ["metadata", "name"],
+      `HTTPFault "${key}" applies nowhere: no route names it`,
+      "name it in an ExtensionRef filter of an HTTPRoute or GRPCRoute rule",
+    );
+  }
+  for (const [key, res] of ext.rateLimits) {
+    if (res.spec.targetRefs || used.has(`LocalRateLimit/${key}`)) continue;
+    warn(
+      res,
+      ["metadata", "name"],
+      `LocalRateLimit "${key}" applies nowhere: it has no targetRefs and no route names it`,
+      "add targetRefs to a waypoint Gateway, or name it in a route's ExtensionRef filter",
+    );
   }
 }
 

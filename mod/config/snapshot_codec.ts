@@ -12,6 +12,7 @@ import type { Resource } from "./kind.ts";
 import type { ConfigIssue } from "./load.ts";
 import {
   freezeSnapshot,
+  indexExtensions,
   indexPolicies,
   type NamespaceInfo,
   type NodeInfo,
@@ -42,6 +43,7 @@ interface Head {
   policies: { authz: number[]; peer: number[]; request: number[] };
   destinationRules: [string, number[]][];
   routesByParent: [string, number[]][];
+  extensions: { faults: number[]; rateLimits: number[] };
 }
 
 function chunks<T>(items: readonly T[]): string[] {
@@ -68,6 +70,10 @@ export function encodeSnapshot(s: Snapshot): EncodedSnapshot {
     },
     destinationRules: [...s.destinationRules].map(([k, v]) => [k, ids(v)]),
     routesByParent: [...s.routesByParent].map(([k, v]) => [k, ids(v)]),
+    extensions: {
+      faults: ids([...s.faults.values()]),
+      rateLimits: ids([...s.rateLimits.values()]),
+    },
   };
   return {
     head: JSON.stringify(head),
@@ -132,6 +138,7 @@ export async function decodeSnapshot(
     requestAuthentications: indexPolicies(byId(head.policies.request)),
     destinationRules: new Map(head.destinationRules.map(([k, v]) => [k, byId(v)])),
     routesByParent: new Map(head.routesByParent.map(([k, v]) => [k, byId(v)])),
+    ...indexExtensions(byId(head.extensions.faults), byId(head.extensions.rateLimits)),
     warnings: head.warnings,
   };
   await pause();

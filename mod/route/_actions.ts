@@ -6,7 +6,7 @@
  */
 import { parseDuration } from "../config/formats.ts";
 import type { Snapshot } from "../config/snapshot.ts";
-import type { BackendTarget, MirrorTarget, RouteFilter } from "./filters.ts";
+import type { BackendTarget, ExtensionFilter, MirrorTarget, RouteFilter } from "./filters.ts";
 
 /** A weighted backend of a rule. */
 export interface Backend extends BackendTarget {
@@ -215,6 +215,12 @@ function compileFilters(
           : [m.percent ?? 100, 100];
         const { kind, service, port } = target;
         out.push({ type: f.type, mirror: { kind, service, port, numerator, denominator } });
+        break;
+      }
+      case "ExtensionRef": {
+        // The config check guarantees the kind, and that the resource exists in `ns`.
+        const { group, kind, name } = f.extensionRef as Omit<ExtensionFilter, "type" | "key">;
+        out.push({ type: f.type, group, kind, name, key: `${ns}/${name}` });
         break;
       }
     }

@@ -2,7 +2,9 @@
  * The HTTPRoute/GRPCRoute filters as pure functions over a small request
  * model (`authority`, raw `path` with query, header list): header modifiers,
  * redirects, URL rewrites and mirrors. The waypoint applies a rule's filters,
- * then the chosen backend's, with {@link applyRequestFilters}.
+ * then the chosen backend's, with {@link applyRequestFilters}. ExtensionRef
+ * filters (ambit's HTTPFault and LocalRateLimit) are carried in the list for
+ * the waypoint, which looks them up in the snapshot and applies them itself.
  *
  * @module
  */
@@ -56,13 +58,28 @@ export interface MirrorTarget extends BackendTarget {
   readonly denominator: number;
 }
 
+/**
+ * An ExtensionRef filter: an ambit HTTPFault or LocalRateLimit in the route's
+ * namespace. Look it up with `key` in the snapshot's `faults` or `rateLimits`.
+ */
+export interface ExtensionFilter {
+  readonly type: "ExtensionRef";
+  /** Always `ambit.io`. */
+  readonly group: string;
+  readonly kind: "HTTPFault" | "LocalRateLimit";
+  readonly name: string;
+  /** `namespace/name`, the namespace being the route's. */
+  readonly key: string;
+}
+
 /** One compiled filter, in the order the rule lists it. */
 export type RouteFilter =
   | { readonly type: "RequestHeaderModifier"; readonly modifier: HeaderModifier }
   | { readonly type: "ResponseHeaderModifier"; readonly modifier: HeaderModifier }
   | { readonly type: "RequestRedirect"; readonly redirect: RequestRedirect }
   | { readonly type: "URLRewrite"; readonly rewrite: UrlRewrite }
-  | { readonly type: "RequestMirror"; readonly mirror: MirrorTarget };
+  | { readonly type: "RequestMirror"; readonly mirror: MirrorTarget }
+  | ExtensionFilter;
 
 /**
  * Applies a header modifier: `set` replaces every value of the name (at the
@@ -220,7 +237,8 @@ export type FilterResult =
 /**
  * Applies filters in the order given (the Gateway API asks for list order).
  * A RequestRedirect ends the chain with a redirect; ResponseHeaderModifiers
- * are collected for the response (a redirect's too).
+ * are collected for the response (a redirect's too). ExtensionRef filters
+ * are skipped: the waypoint applies faults and rate limits itself.
  */
 export function applyRequestFilters(
   req: FilterRequest,
@@ -253,6 +271,8 @@ export function applyRequestFilters(
           const { kind, service, port } = f.mirror;
           mirrors.push({ kind, service, port });
         }
+        break;
+      case "ExtensionRef":
         break;
       case "RequestRedirect": {
         const rest = filters.slice(filters.indexOf(f) + 1);

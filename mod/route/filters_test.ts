@@ -351,6 +351,36 @@ Deno.test("applyRequestFilters() applies filters in order", () => {
       },
     ],
     [
+      "ExtensionRef filters are left to the waypoint; the filters around them apply",
+      { path: "/x", headers: [["X-Header-Remove", "v"]] },
+      [
+        {
+          type: "ExtensionRef",
+          group: "ambit.io",
+          kind: "HTTPFault",
+          name: "flaky",
+          key: "shop/flaky",
+        },
+        setHeaders,
+        {
+          type: "ExtensionRef",
+          group: "ambit.io",
+          kind: "LocalRateLimit",
+          name: "per-rule",
+          key: "shop/per-rule",
+        },
+      ],
+      {
+        kind: "forward",
+        request: req({
+          path: "/x",
+          headers: [["X-Header-Set", "set-overwrites-values"], ["X-Header-Add", "header-val-1"]],
+        }),
+        response: [],
+        mirrors: [],
+      },
+    ],
+    [
       "mirrors drawn against their fraction (random 0.5)",
       {},
       [mirror(100), mirror(50), mirror(51), mirror(0), mirror(1, 3)],

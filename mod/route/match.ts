@@ -56,7 +56,10 @@ export interface RouteDecision {
   readonly matchedPrefix?: string;
   /** Weighted backends (pick one with `pickBackend`); an invalid one means 500. */
   readonly backends: readonly Backend[];
-  /** The rule's filters in order (apply with `applyRequestFilters`). */
+  /**
+   * The rule's filters in order (apply with `applyRequestFilters`); ExtensionRef filters name
+   * the snapshot's `faults` / `rateLimits` entries the waypoint applies.
+   */
   readonly filters: readonly RouteFilter[];
   readonly timeouts: Timeouts;
   readonly retry?: Retry;

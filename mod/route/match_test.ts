@@ -560,6 +560,88 @@ rules:
   });
 });
 
+Deno.test("routeRequest() carries ExtensionRef filters, in order, with their snapshot keys", () => {
+  const extension = (kind: string, ns: string, name: string) =>
+    `apiVersion: ambit.io/v1alpha1\nkind: ${kind}\nmetadata: {name: ${name}, namespace: ${ns}}\n` +
+    (kind === "HTTPFault"
+      ? "spec: {abort: {httpStatus: 503, percentage: {value: 50}}}\n"
+      : "spec: {tokenBucket: {maxTokens: 5, fillInterval: 1s}}\n");
+  const ref = (kind: string, name: string) =>
+    `{type: ExtensionRef, extensionRef: {group: ambit.io, kind: ${kind}, name: ${name}}}`;
+  const snapshot = snapshotOf([
+    extension("HTTPFault", "shop", "flaky"),
+    extension("HTTPFault", "shop", "slow-v2"),
+    extension("LocalRateLimit", "shop", "per-rule"),
+    extension("HTTPFault", "client", "flaky"),
+    route(
+      "HTTPRoute",
+      "shop/ext",
+      `
+${SVC80}
+rules:
+- matches: [{path: {value: /ext}}]
+  filters:
+  - ${ref("LocalRateLimit", "per-rule")}
+  - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-a, value: "1"}]}}
+  - ${ref("HTTPFault", "flaky")}
+  backendRefs:
+  - name: web-v2
+    port: 80
+    filters: [${ref("HTTPFault", "slow-v2")}]
+- ${BE}
+`,
+    ),
+    route(
+      "HTTPRoute",
+      "client/consumer",
+      `parentRefs: [{group: "", kind: Service, name: web, namespace: shop}]
+rules:
+- filters: [${ref("HTTPFault", "flaky")}]
+  backendRefs: [{name: web-v1, namespace: shop, port: 80}]`,
+    ),
+  ].join("---\n"));
+  const ext = (kind: string, key: string) => ({
+    type: "ExtensionRef",
+    group: "ambit.io",
+    kind,
+    name: key.split("/")[1],
+    key,
+  });
+  const rows: [req: Req, filters: unknown[], backendFilters: unknown[][]][] = [
+    [
+      { path: "/ext/1" },
+      [
+        ext("LocalRateLimit", "shop/per-rule"),
+        { type: "RequestHeaderModifier", modifier: { set: [{ name: "x-a", value: "1" }] } },
+        ext("HTTPFault", "shop/flaky"),
+      ],
+      [[ext("HTTPFault", "shop/slow-v2")]],
+    ],
+    [{ path: "/other" }, [], [[]]],
+    [
+      { path: "/ext/1", sourceNamespace: "client" },
+      [ext("HTTPFault", "client/flaky")],
+      [[]],
+    ],
+  ];
+  for (const [req, filters, backendFilters] of rows) {
+    const d = decide(snapshot, req);
+    assertEquals(
+      d.kind === "route" ? [d.filters, d.backends.map((b) => b.filters)] : d,
+      [filters, backendFilters],
+      JSON.stringify(req),
+    );
+    if (d.kind !== "route") continue;
+    for (const f of [...d.filters, ...d.backends.flatMap((b) => b.filters)]) {
+      if (f.type !== "ExtensionRef") continue;
+      const found = f.kind === "HTTPFault"
+        ? snapshot.faults.get(f.key)
+        : snapshot.rateLimits.get(f.key);
+      assertEquals(found?.kind, f.kind, `${f.key} is in the snapshot`);
+    }
+  }
+});
+
 Deno.test("routeRequest() parses Gateway API durations and retry defaults", () => {
   const rows: [timeouts: string, retry: string, want: unknown, wantRetry: unknown][] = [
     ["{request: 10s}", "", { request: 10_000 }, undefined],

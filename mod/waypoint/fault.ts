@@ -11,8 +11,9 @@
  * 200 with `grpc-status` (a trailers-only response), as Envoy does. Access
  * logs carry Envoy's response flags `FI` (abort) and `DI` (delay).
  *
- * The config kind that carries this shape is not in the schema yet; the type
- * mirrors Istio's `HTTPFaultInjection`.
+ * The type mirrors Istio's `HTTPFaultInjection`; the config kind `HTTPFault`
+ * (`mod/config/kinds/http_fault.ts`) carries it, and a checked `HTTPFault`
+ * spec can be passed as it is.
  *
  * @example
  * ```ts

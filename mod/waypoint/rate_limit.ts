@@ -18,8 +18,9 @@
  * `x-ratelimit-limit` (maxTokens), `x-ratelimit-remaining` (tokens left)
  * and `x-ratelimit-reset` (seconds to the next fill, rounded up).
  *
- * The config surface is not in the schema yet; {@link LocalRateLimitConfig}
- * mirrors Envoy's `LocalRateLimit` in camelCase.
+ * {@link LocalRateLimitConfig} mirrors Envoy's `LocalRateLimit` in camelCase;
+ * the config kind `LocalRateLimit` (`mod/config/kinds/local_rate_limit.ts`)
+ * carries it, and a checked spec can be passed as it is.
  *
  * @module
  */

@@ -1,13 +1,15 @@
 /**
  * Pieces shared by the Gateway API kinds (gateway.networking.k8s.io): name
  * formats, parent and backend references, header modifiers and matches, the
- * mirror filter, and the checks upstream's CEL rules make on filter lists.
+ * mirror filter, ExtensionRef filters (ambit's HTTPFault and LocalRateLimit),
+ * and the checks upstream's CEL rules make on filter lists.
  * Limits and messages follow kubernetes-sigs/gateway-api apis/v1.
  *
  * @module
  */
 import type { Reference } from "../kind.ts";
 import { dnsLabel, dnsSubdomain, hostname, regex } from "../formats.ts";
+import { AMBIT_GROUP } from "./mesh.ts";
 import {
   def,
   didYouMean,
@@ -244,7 +246,7 @@ export interface BackendRefValue {
   namespace?: string;
   port?: number;
   weight?: number;
-  filters?: { type: string; requestMirror?: { backendRef: BackendRefValue } }[];
+  filters?: FilterLike[];
 }
 
 /** Checks a backend reference across its fields (kinds as Istio resolves them). */
@@ -426,9 +428,42 @@ export const mirrorFilter = obj({
   },
 });
 
+/** Kinds an ExtensionRef filter may name: ambit's filter extensions, group `ambit.io`. */
+export const EXTENSION_KINDS = ["HTTPFault", "LocalRateLimit"] as const;
+/** One of {@link EXTENSION_KINDS}. */
+export type ExtensionKind = typeof EXTENSION_KINDS[number];
+
+/** ExtensionRef (Gateway API LocalObjectReference), limited to ambit's filter extensions. */
+export const extensionRef = obj({
+  group: req(apiGroup(), `The extension's API group: ${AMBIT_GROUP}.`),
+  kind: req(kindName(), "Kind of the extension: HTTPFault or LocalRateLimit."),
+  name: req(objectName(), "Name of the HTTPFault or LocalRateLimit, in the route's namespace."),
+}, {
+  title: "LocalObjectReference",
+  doc: "An HTTPFault or LocalRateLimit in the route's namespace.",
+  refine(e, at, r) {
+    const supported = `{group: ${AMBIT_GROUP}, kind: ${EXTENSION_KINDS.join(" or ")}}`;
+    if (e.group !== AMBIT_GROUP) {
+      r.error(
+        [...at, "group"],
+        `extensionRef group "${e.group}" is not supported by ambit`,
+        `ambit's filter extensions are ${supported}`,
+      );
+      return;
+    }
+    if (!(EXTENSION_KINDS as readonly string[]).includes(e.kind)) {
+      const near = didYouMean(e.kind, EXTENSION_KINDS);
+      r.error(
+        [...at, "kind"],
+        `extensionRef kind "${e.kind}" is not supported by ambit`,
+        near ? `did you mean "${near}"?` : `ambit's filter extensions are ${supported}`,
+      );
+    }
+  },
+});
+
 /** Filter types upstream defines that ambit refuses, with the reason. */
 export const UNSUPPORTED_FILTERS: Readonly<Record<string, string>> = {
-  ExtensionRef: "ambit has no filter extensions",
   CORS: "CORS is not implemented by ambit's waypoint yet",
   ExternalAuth: "ambit has no external authorization; use AuthorizationPolicy",
 };
@@ -461,17 +496,40 @@ export function checkFilterFields(
   }
 }
 
+/** The checked shape of a route filter, as far as the shared checks need it. */
+export interface FilterLike {
+  type: string;
+  requestMirror?: { backendRef: BackendRefValue };
+  extensionRef?: { group: string; kind: string; name: string };
+}
+
 /**
  * Upstream's rules for a list of filters: the types in `once` at most once
- * each; the two types of `exclusive` not together.
+ * each; the two types of `exclusive` not together. ambit's own: at most one
+ * ExtensionRef per extension kind (one fault and one rate limit per rule or
+ * backend, as Istio's VirtualService has one `fault` per route and Envoy one
+ * local rate limit per route).
  */
 export function checkFilterList(
-  filters: readonly { type: string }[],
+  filters: readonly FilterLike[],
   at: Path,
   r: Reporter,
   once: readonly string[],
   exclusive?: readonly [string, string],
 ): void {
+  const extensions = new Map<string, number>();
+  filters.forEach((f, i) => {
+    if (f.type !== "ExtensionRef" || f.extensionRef === undefined) return;
+    const kind = f.extensionRef.kind;
+    const j = extensions.get(kind);
+    if (j !== undefined) {
+      r.error(
+        [...at, i, "extensionRef", "kind"],
+        `filter ExtensionRef to kind ${kind} may appear only once`,
+        `already at ${formatPath([...at, j])}`,
+      );
+    } else extensions.set(kind, i);
+  });
   const first = new Map<string, number>();
   filters.forEach((f, i) => {
     if (!once.includes(f.type)) return;
@@ -493,7 +551,7 @@ export function checkFilterList(
 export interface RuleLike {
   name?: string;
   matches?: unknown[];
-  filters?: { type: string; requestMirror?: { backendRef: BackendRefValue } }[];
+  filters?: FilterLike[];
   backendRefs?: BackendRefValue[];
 }
 
@@ -522,7 +580,10 @@ export function checkRules(rules: readonly RuleLike[], at: Path, r: Reporter): v
 
 // ---------------------------------------------------------------- references
 
-/** References a route's parentRefs, backendRefs and mirror filters make. */
+/**
+ * References a route's parentRefs, backendRefs, mirror filters and
+ * ExtensionRef filters make (an extension in the route's namespace).
+ */
 export function routeReferences(
   ns: string,
   spec: { parentRefs: readonly ParentRef[]; rules?: readonly RuleLike[] },
@@ -560,7 +621,36 @@ export function routeReferences(
       mirrors(b.filters, [...at, "backendRefs", bi, "filters"]);
     });
   });
+  for (const e of routeExtensionRefs(spec)) {
+    refs.push({ path: e.path, kinds: [e.kind], namespace: ns, name: e.name });
+  }
   return refs;
+}
+
+/** An ExtensionRef filter of a route, with where it is. */
+export interface RouteExtensionRef {
+  /** Field path of the reference's `name`. */
+  readonly path: Path;
+  readonly kind: string;
+  readonly name: string;
+}
+
+/** Every ExtensionRef filter of a route's rules and backendRefs, in document order. */
+export function routeExtensionRefs(spec: { rules?: readonly RuleLike[] }): RouteExtensionRef[] {
+  const out: RouteExtensionRef[] = [];
+  const scan = (filters: RuleLike["filters"], path: Path) =>
+    filters?.forEach((f, fi) => {
+      if (!f.extensionRef) return;
+      const { kind, name } = f.extensionRef;
+      out.push({ path: [...path, fi, "extensionRef", "name"], kind, name });
+    });
+  spec.rules?.forEach((rule, ri) => {
+    scan(rule.filters, ["spec", "rules", ri, "filters"]);
+    rule.backendRefs?.forEach((b, bi) =>
+      scan(b.filters, ["spec", "rules", ri, "backendRefs", bi, "filters"])
+    );
+  });
+  return out;
 }
 
 /** Session persistence is not supported by ambit. */

@@ -7,7 +7,7 @@
  */
 import { regex } from "../formats.ts";
 import { defineKind } from "../kind.ts";
-import { def, list, obj, oneOf, opt, req, str, unsupported } from "../schema.ts";
+import { def, list, obj, oneOf, opt, req, str } from "../schema.ts";
 import {
   backendFields,
   backendWeight,
@@ -15,6 +15,7 @@ import {
   checkFilterFields,
   checkFilterList,
   checkRules,
+  extensionRef,
   GATEWAY_GROUP,
   headerFilter,
   headerMatches,
@@ -25,7 +26,6 @@ import {
   routeHostnames,
   routeReferences,
   sectionName,
-  UNSUPPORTED_FILTERS,
   withCheck,
 } from "./gateway_common.ts";
 
@@ -79,17 +79,21 @@ const FILTER_FIELDS = {
   RequestHeaderModifier: "requestHeaderModifier",
   ResponseHeaderModifier: "responseHeaderModifier",
   RequestMirror: "requestMirror",
+  ExtensionRef: "extensionRef",
 } as const;
 
 const grpcFilter = obj({
   type: req(
-    oneOf([...Object.keys(FILTER_FIELDS) as (keyof typeof FILTER_FIELDS)[], "ExtensionRef"]),
-    "Which filter; the field of the same name holds its settings. ExtensionRef is refused.",
+    oneOf(Object.keys(FILTER_FIELDS) as (keyof typeof FILTER_FIELDS)[]),
+    "Which filter; the field of the same name holds its settings.",
   ),
   requestHeaderModifier: opt(headerFilter, "Changes request metadata (headers)."),
   responseHeaderModifier: opt(headerFilter, "Changes response metadata (headers)."),
   requestMirror: opt(mirrorFilter, "Sends a copy of each call to another backend."),
-  extensionRef: unsupported(UNSUPPORTED_FILTERS.ExtensionRef),
+  extensionRef: opt(
+    extensionRef,
+    "An ambit HTTPFault or LocalRateLimit in the route's namespace: {group: ambit.io, kind, name}.",
+  ),
 }, {
   title: "GRPCRouteFilter",
   doc: "A filter: `type` names it, and the field of that name (and no other) holds its settings.",
@@ -159,7 +163,8 @@ export const GRPCRoute = defineKind({
   specRequired: true,
   doc: 'gRPC routing for a Service, attached with parentRef `{group: "", kind: Service}` and ' +
     "served by the service's waypoint: service/method and metadata matches, weighted backends, " +
-    "metadata modifiers and mirroring. Unlike upstream, parentRefs is required.",
+    "metadata modifiers, mirroring, and ExtensionRef filters naming an HTTPFault or " +
+    "LocalRateLimit. Unlike upstream, parentRefs is required.",
   spec: grpcRouteSpec,
   references: (res) => routeReferences(res.metadata.namespace!, res.spec),
   example: `apiVersion: gateway.networking.k8s.io/v1

@@ -96,10 +96,39 @@ const cases: { name: string; doc: string; want: string[] }[] = [
     ],
   },
   {
-    name: "ExtensionRef is refused",
+    name: "ExtensionRef without extensionRef",
     doc: route("- filters: [{type: ExtensionRef}]"),
     want: [
-      "test.yaml:7 spec.rules[0].filters[0].type: filter type ExtensionRef is not supported by ambit (ambit has no filter extensions)",
+      'test.yaml:7 spec.rules[0].filters[0].extensionRef: filter type ExtensionRef needs "extensionRef"',
+    ],
+  },
+  {
+    name: "ExtensionRef to another group is refused",
+    doc: route(
+      "- filters: [{type: ExtensionRef, extensionRef: {group: networking.istio.io, kind: EnvoyFilter, name: x}}]",
+    ),
+    want: [
+      'test.yaml:7 spec.rules[0].filters[0].extensionRef.group: extensionRef group "networking.istio.io" is not supported by ambit (ambit\'s filter extensions are {group: ambit.io, kind: HTTPFault or LocalRateLimit})',
+    ],
+  },
+  {
+    name: "ExtensionRef to another kind is refused (a backendRef's filter)",
+    doc: route(
+      "- backendRefs: [{name: a, port: 50051, filters: [{type: ExtensionRef, extensionRef: {group: ambit.io, kind: RateLimit, name: x}}]}]",
+    ),
+    want: [
+      'test.yaml:7 spec.rules[0].backendRefs[0].filters[0].extensionRef.kind: extensionRef kind "RateLimit" is not supported by ambit (ambit\'s filter extensions are {group: ambit.io, kind: HTTPFault or LocalRateLimit})',
+    ],
+  },
+  {
+    name: "one HTTPFault per filter list",
+    doc: route(
+      "- filters:\n" +
+        "  - {type: ExtensionRef, extensionRef: {group: ambit.io, kind: HTTPFault, name: a}}\n" +
+        "  - {type: ExtensionRef, extensionRef: {group: ambit.io, kind: HTTPFault, name: a}}",
+    ),
+    want: [
+      "test.yaml:9 spec.rules[0].filters[1].extensionRef.kind: filter ExtensionRef to kind HTTPFault may appear only once (already at spec.rules[0].filters[0])",
     ],
   },
   {
@@ -187,7 +216,7 @@ Deno.test("GRPCRoute: defaults as an API server applies them (rules have none)",
   });
 });
 
-Deno.test("GRPCRoute: a weighted split with filters checks clean and references its backends", () => {
+Deno.test("GRPCRoute: a weighted split with filters checks clean and references what it names", () => {
   const [r] = resourcesOf(yaml`
     apiVersion: gateway.networking.k8s.io/v1
     kind: GRPCRoute
@@ -217,6 +246,14 @@ Deno.test("GRPCRoute: a weighted split with filters checks clean and references 
           filters:
           - type: ResponseHeaderModifier
             responseHeaderModifier: {add: [{name: x-version, value: v2}]}
+          - type: ExtensionRef
+            extensionRef: {group: ambit.io, kind: HTTPFault, name: v2-unavailable}
+      - filters:
+        - type: ExtensionRef
+          extensionRef: {group: ambit.io, kind: LocalRateLimit, name: greeter-calls}
+        - type: ExtensionRef
+          extensionRef: {group: ambit.io, kind: HTTPFault, name: slow}
+        backendRefs: [{name: greeter-v1, port: 50051}]
   `);
   assertEquals(
     GRPCRoute.references!(r as Resource<never>).map((ref) =>
@@ -227,6 +264,10 @@ Deno.test("GRPCRoute: a weighted split with filters checks clean and references 
       "Service/shop/greeter-shadow",
       "Service/shop/greeter-v1",
       "Service/shop/greeter-v2",
+      "Service/shop/greeter-v1",
+      "HTTPFault/shop/v2-unavailable",
+      "LocalRateLimit/shop/greeter-calls",
+      "HTTPFault/shop/slow",
     ],
   );
 });

@@ -29,6 +29,7 @@ import {
   checkFilterFields,
   checkFilterList,
   checkRules,
+  extensionRef,
   GATEWAY_API,
   headerFilter,
   headerMatches,
@@ -155,19 +156,20 @@ const FILTER_FIELDS = {
   RequestRedirect: "requestRedirect",
   URLRewrite: "urlRewrite",
   RequestMirror: "requestMirror",
+  ExtensionRef: "extensionRef",
 } as const;
 
 const FILTER_TYPES = [
   ...Object.keys(FILTER_FIELDS) as (keyof typeof FILTER_FIELDS)[],
-  ...Object.keys(UNSUPPORTED_FILTERS) as ("ExtensionRef" | "CORS" | "ExternalAuth")[],
+  ...Object.keys(UNSUPPORTED_FILTERS) as ("CORS" | "ExternalAuth")[],
 ];
 
 /** An HTTPRouteFilter. */
 export const httpRouteFilter = obj({
   type: req(
     oneOf(FILTER_TYPES),
-    "Which filter; the field of the same name holds its settings. ExtensionRef, CORS and " +
-      "ExternalAuth are refused.",
+    "Which filter; the field of the same name holds its settings. CORS and ExternalAuth are " +
+      "refused.",
   ),
   requestHeaderModifier: opt(headerFilter, "Changes request headers."),
   responseHeaderModifier: opt(headerFilter, "Changes response headers."),
@@ -189,7 +191,10 @@ export const httpRouteFilter = obj({
     "Rewrites the Host header and path before forwarding.",
   ),
   requestMirror: opt(mirrorFilter, "Sends a copy of each request to another backend."),
-  extensionRef: unsupportedFilter("ExtensionRef"),
+  extensionRef: opt(
+    extensionRef,
+    "An ambit HTTPFault or LocalRateLimit in the route's namespace: {group: ambit.io, kind, name}.",
+  ),
   cors: unsupportedFilter("CORS"),
   externalAuth: unsupportedFilter("ExternalAuth"),
 }, {
@@ -348,8 +353,9 @@ export const HTTPRoute = defineKind({
   doc: 'HTTP routing for a Service, attached with parentRef `{group: "", kind: Service}` as in ' +
     "Istio's ambient mode and served by the service's waypoint: path, header, query and method " +
     "matches with Gateway API precedence, weighted backends, header modifiers, redirects, rewrites, " +
-    "mirroring, timeouts and retries. Unlike upstream, parentRefs is required: a route without a " +
-    "parent would apply nowhere.",
+    "mirroring, timeouts, retries, and fault injection and rate limits through ExtensionRef " +
+    "filters naming an HTTPFault or LocalRateLimit. Unlike upstream, parentRefs is required: a " +
+    "route without a parent would apply nowhere.",
   spec: httpRouteSpec,
   references: (res) => routeReferences(res.metadata.namespace!, res.spec),
   example: `apiVersion: gateway.networking.k8s.io/v1

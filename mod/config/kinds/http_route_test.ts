@@ -225,10 +225,93 @@ const cases: { name: string; doc: string; want: string[] }[] = [
     ],
   },
   {
-    name: "ExtensionRef is refused by field",
+    name: "ExternalAuth is refused by type",
+    doc: route("- filters: [{type: ExternalAuth}]"),
+    want: [
+      "test.yaml:7 spec.rules[0].filters[0].type: filter type ExternalAuth is not supported by ambit (ambit has no external authorization; use AuthorizationPolicy)",
+    ],
+  },
+  {
+    name: "ExtensionRef to another group is refused",
     doc: route("- filters: [{type: ExtensionRef, extensionRef: {group: x, kind: Y, name: z}}]"),
     want: [
-      'test.yaml:7 spec.rules[0].filters[0].extensionRef: "extensionRef" is not supported by ambit (ambit has no filter extensions)',
+      'test.yaml:7 spec.rules[0].filters[0].extensionRef.group: extensionRef group "x" is not supported by ambit (ambit\'s filter extensions are {group: ambit.io, kind: HTTPFault or LocalRateLimit})',
+    ],
+  },
+  {
+    name: "ExtensionRef to the core group is refused (a backendRef's filter)",
+    doc: route(
+      '- backendRefs: [{name: a, port: 80, filters: [{type: ExtensionRef, extensionRef: {group: "", kind: ConfigMap, name: z}}]}]',
+    ),
+    want: [
+      'test.yaml:7 spec.rules[0].backendRefs[0].filters[0].extensionRef.group: extensionRef group "" is not supported by ambit (ambit\'s filter extensions are {group: ambit.io, kind: HTTPFault or LocalRateLimit})',
+    ],
+  },
+  {
+    name: "ExtensionRef to another ambit kind is refused",
+    doc: route(
+      "- filters: [{type: ExtensionRef, extensionRef: {group: ambit.io, kind: Mesh, name: z}}]",
+    ),
+    want: [
+      'test.yaml:7 spec.rules[0].filters[0].extensionRef.kind: extensionRef kind "Mesh" is not supported by ambit (ambit\'s filter extensions are {group: ambit.io, kind: HTTPFault or LocalRateLimit})',
+    ],
+  },
+  {
+    name: "ExtensionRef kind with a did-you-mean",
+    doc: route(
+      "- filters: [{type: ExtensionRef, extensionRef: {group: ambit.io, kind: HttpFault, name: z}}]",
+    ),
+    want: [
+      'test.yaml:7 spec.rules[0].filters[0].extensionRef.kind: extensionRef kind "HttpFault" is not supported by ambit (did you mean "HTTPFault"?)',
+    ],
+  },
+  {
+    name: "ExtensionRef without extensionRef",
+    doc: route("- filters: [{type: ExtensionRef}]"),
+    want: [
+      'test.yaml:7 spec.rules[0].filters[0].extensionRef: filter type ExtensionRef needs "extensionRef"',
+    ],
+  },
+  {
+    name: "extensionRef with another filter type",
+    doc: route(
+      "- filters: [{type: RequestHeaderModifier, requestHeaderModifier: {remove: [a]}, extensionRef: {group: ambit.io, kind: HTTPFault, name: f}}]",
+    ),
+    want: [
+      'test.yaml:7 spec.rules[0].filters[0].extensionRef: "extensionRef" is only allowed with type ExtensionRef, not RequestHeaderModifier',
+    ],
+  },
+  {
+    name: "extensionRef without group (upstream requires it)",
+    doc: route("- filters: [{type: ExtensionRef, extensionRef: {kind: HTTPFault, name: f}}]"),
+    want: [
+      'test.yaml:7 spec.rules[0].filters[0].extensionRef.group: missing required field "group" (the extension\'s API group: ambit.io)',
+    ],
+  },
+  {
+    name: "one HTTPFault per filter list (a LocalRateLimit beside it is fine)",
+    doc: route(
+      "- filters:\n" +
+        "  - {type: ExtensionRef, extensionRef: {group: ambit.io, kind: HTTPFault, name: a}}\n" +
+        "  - {type: ExtensionRef, extensionRef: {group: ambit.io, kind: LocalRateLimit, name: a}}\n" +
+        "  - {type: ExtensionRef, extensionRef: {group: ambit.io, kind: HTTPFault, name: b}}",
+    ),
+    want: [
+      "test.yaml:10 spec.rules[0].filters[2].extensionRef.kind: filter ExtensionRef to kind HTTPFault may appear only once (already at spec.rules[0].filters[0])",
+    ],
+  },
+  {
+    name: "one LocalRateLimit per backendRef filter list",
+    doc: route(
+      "- backendRefs:\n" +
+        "  - name: a\n" +
+        "    port: 80\n" +
+        "    filters:\n" +
+        "    - {type: ExtensionRef, extensionRef: {group: ambit.io, kind: LocalRateLimit, name: a}}\n" +
+        "    - {type: ExtensionRef, extensionRef: {group: ambit.io, kind: LocalRateLimit, name: a}}",
+    ),
+    want: [
+      "test.yaml:12 spec.rules[0].backendRefs[0].filters[1].extensionRef.kind: filter ExtensionRef to kind LocalRateLimit may appear only once (already at spec.rules[0].backendRefs[0].filters[0])",
     ],
   },
   {
@@ -512,9 +595,15 @@ Deno.test("HTTPRoute: references parents, backends and mirrors (not Hostname bac
       rules:
       - filters:
         - {type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 80}}}
+        - {type: ExtensionRef, extensionRef: {group: ambit.io, kind: HTTPFault, name: flaky}}
         backendRefs:
         - {name: reviews-v1, namespace: other, port: 80}
-        - {group: networking.istio.io, kind: Hostname, name: api.example.com, port: 443}
+        - group: networking.istio.io
+          kind: Hostname
+          name: api.example.com
+          port: 443
+          filters:
+          - {type: ExtensionRef, extensionRef: {group: ambit.io, kind: LocalRateLimit, name: ext}}
   `);
   assertEquals(HTTPRoute.references!(r as Resource<never>), [
     {
@@ -541,5 +630,51 @@ Deno.test("HTTPRoute: references parents, backends and mirrors (not Hostname bac
       namespace: "other",
       name: "reviews-v1",
     },
+    {
+      path: ["spec", "rules", 0, "filters", 1, "extensionRef", "name"],
+      kinds: ["HTTPFault"],
+      namespace: "shop",
+      name: "flaky",
+    },
+    {
+      path: ["spec", "rules", 0, "backendRefs", 1, "filters", 0, "extensionRef", "name"],
+      kinds: ["LocalRateLimit"],
+      namespace: "shop",
+      name: "ext",
+    },
   ]);
+});
+
+Deno.test("HTTPRoute: ExtensionRef filters name an HTTPFault and a LocalRateLimit", () => {
+  const [r] = resourcesOf(yaml`
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: {name: r, namespace: shop}
+    spec:
+      parentRefs: [{group: "", kind: Service, name: reviews}]
+      rules:
+      - filters:
+        - type: ExtensionRef
+          extensionRef: {group: ambit.io, kind: LocalRateLimit, name: per-rule}
+        - type: RequestHeaderModifier
+          requestHeaderModifier: {set: [{name: x-a, value: "1"}]}
+        - type: ExtensionRef
+          extensionRef: {group: ambit.io, kind: HTTPFault, name: flaky}
+        backendRefs:
+        - name: reviews-v2
+          port: 9080
+          filters:
+          - type: ExtensionRef
+            extensionRef: {group: ambit.io, kind: HTTPFault, name: slow-v2}
+  `);
+  const rule = (r.spec as { rules: { filters: unknown[]; backendRefs: { filters: unknown }[] }[] })
+    .rules[0];
+  assertEquals(rule.filters[2], {
+    type: "ExtensionRef",
+    extensionRef: { group: "ambit.io", kind: "HTTPFault", name: "flaky" },
+  });
+  assertEquals(rule.backendRefs[0].filters, [{
+    type: "ExtensionRef",
+    extensionRef: { group: "ambit.io", kind: "HTTPFault", name: "slow-v2" },
+  }]);
 });

@@ -1,5 +1,5 @@
 /**
- * `Mesh` and `Node`: the two ambit kinds, for what Kubernetes gives Istio
+ * `Mesh` and `Node`: the ambit kinds for what Kubernetes gives Istio
  * implicitly (the mesh-wide settings and the hosts that run ztunnels).
  *
  * @module
@@ -8,8 +8,10 @@ import { cidr, gatewayDuration, ip } from "../formats.ts";
 import { bool, def, int, list, nested, obj, opt, port, req, str } from "../schema.ts";
 import { defineKind } from "../kind.ts";
 
+/** API group of ambit's own kinds. */
+export const AMBIT_GROUP = "ambit.io";
 /** apiVersion of ambit's own kinds. */
-export const AMBIT_API = "ambit.io/v1alpha1";
+export const AMBIT_API = `${AMBIT_GROUP}/v1alpha1`;
 
 const TRUST_DOMAIN = /^[a-z0-9._-]+$/;
 

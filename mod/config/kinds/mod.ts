@@ -8,7 +8,9 @@ import { AuthorizationPolicy } from "./authorization_policy.ts";
 import { DestinationRule } from "./destination_rule.ts";
 import { Gateway } from "./gateway.ts";
 import { GRPCRoute } from "./grpc_route.ts";
+import { HTTPFault } from "./http_fault.ts";
 import { HTTPRoute } from "./http_route.ts";
+import { LocalRateLimit } from "./local_rate_limit.ts";
 import { Mesh, Node } from "./mesh.ts";
 import { Namespace } from "./namespace.ts";
 import { PeerAuthentication } from "./peer_authentication.ts";
@@ -29,6 +31,8 @@ export const KINDS: readonly KindDef<any>[] = [
   Gateway,
   HTTPRoute,
   GRPCRoute,
+  HTTPFault,
+  LocalRateLimit,
   AuthorizationPolicy,
   PeerAuthentication,
   RequestAuthentication,
