@@ -8,6 +8,14 @@
  * @module
  */
 import type { ServiceInfo, Snapshot, WaypointInfo } from "../config/snapshot.ts";
+import type { Resource } from "../config/kind.ts";
+import { decideFault, FAULT_ABORT_FLAG, type HTTPFaultInjection } from "./fault.ts";
+import {
+  type LocalRateLimitConfig,
+  LocalRateLimiter,
+  RATE_LIMITED_BODY,
+  RATE_LIMITED_FLAG,
+} from "./rate_limit.ts";
 import { evaluateL7, L7PolicyCache } from "../policy/l7_authz.ts";
 import {
   type JwtAuthenticator,
@@ -19,6 +27,7 @@ import {
   type BackendTarget,
   type HeaderModifier,
   pickBackend,
+  type RouteFilter,
   routeRequest,
   routeTableFor,
 } from "../route/mod.ts";
@@ -69,7 +78,78 @@ export interface PlanEnv {
   readonly jwt: JwtAuthenticator;
   /** L7 policies compiled per snapshot. */
   policies(): L7PolicyCache;
+  /** Token buckets by LocalRateLimit key; they keep their tokens across reloads. */
+  readonly limiters: RateLimiters;
   readonly random?: () => number;
+}
+
+/** The token bucket of each LocalRateLimit, rebuilt only when its spec changes. */
+export class RateLimiters {
+  #byKey = new Map<string, { spec: string; limiter: LocalRateLimiter }>();
+
+  /** Takes a token from the bucket of `res`. */
+  take(res: Resource): ReturnType<LocalRateLimiter["take"]> {
+    const key = `${res.metadata.namespace}/${res.metadata.name}`;
+    const spec = JSON.stringify(res.spec);
+    let e = this.#byKey.get(key);
+    if (!e || e.spec !== spec) {
+      e = { spec, limiter: new LocalRateLimiter(res.spec as LocalRateLimitConfig) };
+      this.#byKey.set(key, e);
+    }
+    return e.limiter.take();
+  }
+}
+
+/** A rate-limit refusal, as Envoy answers it. */
+function rateLimited(d: ReturnType<LocalRateLimiter["take"]>, what: string): RequestPlan {
+  return {
+    kind: "reply",
+    status: d.status,
+    body: RATE_LIMITED_BODY,
+    flags: RATE_LIMITED_FLAG,
+    headers: Object.entries(d.headers),
+    reason: `rate limited by ${what}`,
+  };
+}
+
+/** Applies the HTTPFault and LocalRateLimit filters of a route rule (or backend). */
+async function applyExtensions(
+  env: PlanEnv,
+  snapshot: Snapshot,
+  filters: readonly RouteFilter[],
+  grpc: boolean,
+): Promise<RequestPlan | { delayMs: number } | undefined> {
+  let delayMs = 0;
+  for (const f of filters) {
+    if (f.type !== "ExtensionRef") continue;
+    if (f.kind === "LocalRateLimit") {
+      const res = snapshot.rateLimits.get(f.key);
+      if (!res) continue;
+      const d = env.limiters.take(res);
+      if (!d.allowed) return rateLimited(d, `LocalRateLimit ${f.key}`);
+    } else if (f.kind === "HTTPFault") {
+      const res = snapshot.faults.get(f.key);
+      if (!res) continue;
+      const d = decideFault(res.spec as HTTPFaultInjection, env.random ?? Math.random);
+      if (d.delayMs) {
+        delayMs += d.delayMs;
+        await new Promise((r) => setTimeout(r, d.delayMs));
+      }
+      if (d.abort) {
+        return {
+          kind: "reply",
+          status: grpc && d.abort.grpcStatus !== undefined ? 200 : d.abort.status,
+          body: "fault filter abort",
+          flags: FAULT_ABORT_FLAG,
+          headers: d.abort.grpcStatus !== undefined
+            ? [["grpc-status", String(d.abort.grpcStatus)], ["grpc-message", "fault filter abort"]]
+            : undefined,
+          reason: `HTTPFault ${f.key}`,
+        };
+      }
+    }
+  }
+  return delayMs > 0 ? { delayMs } : undefined;
 }
 
 /** Caches an L7PolicyCache per snapshot. */
@@ -148,7 +228,15 @@ export async function planRequest(
     }
   }
 
-  // 3. Routing.
+  // 3. Local rate limits of the whole waypoint.
+  for (const res of snapshot.rateLimitsByWaypoint.get(wp.key) ?? []) {
+    const d = env.limiters.take(res);
+    if (!d.allowed) {
+      return rateLimited(d, `LocalRateLimit ${res.metadata.namespace}/${res.metadata.name}`);
+    }
+  }
+
+  // 4. Routing.
   const table = routeTableFor(snapshot, service.key, port);
   const routed = routeRequest(table, {
     method: req.method,
@@ -193,6 +281,8 @@ export async function planRequest(
       reason: `redirect by ${routed.route}`,
     };
   }
+  const ext = await applyExtensions(env, snapshot, routed.filters, req.grpc);
+  if (ext && "kind" in ext) return ext;
   const backend = pickBackend(routed.backends, random);
   if (!backend || backend.invalid) {
     return {
@@ -203,6 +293,8 @@ export async function planRequest(
       reason: backend?.invalid ?? "no backend with weight above 0",
     };
   }
+  const bext = await applyExtensions(env, snapshot, backend.filters, req.grpc);
+  if (bext && "kind" in bext) return bext;
   const bf = applyRequestFilters(f.request, backend.filters, filterOptions);
   if (bf.kind === "redirect") {
     return {

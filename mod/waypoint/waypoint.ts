@@ -37,7 +37,7 @@ import {
 } from "./l7.ts";
 import { sniff } from "./sniff.ts";
 import { Backends } from "./backends.ts";
-import { policyCacheFor } from "./plan.ts";
+import { policyCacheFor, RateLimiters } from "./plan.ts";
 import { JwtAuthenticator, type JwtAuthenticatorOptions } from "../policy/jwt.ts";
 import { resolveWaypointTarget } from "./target.ts";
 import { openEndpoint, openWorkload } from "./upstream.ts";
@@ -117,6 +117,7 @@ export class Waypoint {
         waypoint: () => this.info,
         jwt: new JwtAuthenticator(options.jwt ?? {}),
         policies: () => policies(options.store.current),
+        limiters: new RateLimiters(),
       },
       backends: this.backends,
     };

@@ -3,7 +3,7 @@
  * ztunnel → apps): header and path routing, a 90/10 split, retries turning
  * an intermittent 503 into 200, a request timeout (504), outlier ejection
  * and recovery, JWT accepted / rejected / missing, an L7 deny (403), and
- * traceparent and request metrics.
+ * traceparent and request metrics, fault injection and a local rate limit.
  */
 import http from "node:http";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
@@ -100,6 +100,15 @@ spec:
     - matches: [{ path: { type: PathPrefix, value: /slow } }]
       backendRefs: [{ name: reviews-v1, port: 80 }]
       timeouts: { request: 300ms }
+    - matches: [{ path: { type: PathPrefix, value: /fault } }]
+      backendRefs: [{ name: reviews-v1, port: 80 }]
+      filters: [{ type: ExtensionRef, extensionRef: { group: ambit.io, kind: HTTPFault, name: teapot } }]
+    - matches: [{ path: { type: PathPrefix, value: /delayed } }]
+      backendRefs: [{ name: reviews-v1, port: 80 }]
+      filters: [{ type: ExtensionRef, extensionRef: { group: ambit.io, kind: HTTPFault, name: slow } }]
+    - matches: [{ path: { type: PathPrefix, value: /limited } }]
+      backendRefs: [{ name: reviews-v1, port: 80 }]
+      filters: [{ type: ExtensionRef, extensionRef: { group: ambit.io, kind: LocalRateLimit, name: three } }]
     - matches: [{ path: { type: PathPrefix, value: /old } }]
       filters:
         - type: RequestRedirect
@@ -107,6 +116,21 @@ spec:
     - backendRefs:
         - { name: reviews-v1, port: 80, weight: 90 }
         - { name: reviews-v2, port: 80, weight: 10 }
+---
+apiVersion: ambit.io/v1alpha1
+kind: HTTPFault
+metadata: { name: teapot, namespace: apps }
+spec: { abort: { httpStatus: 418, percentage: { value: 100 } } }
+---
+apiVersion: ambit.io/v1alpha1
+kind: HTTPFault
+metadata: { name: slow, namespace: apps }
+spec: { delay: { fixedDelay: 200ms, percentage: { value: 100 } } }
+---
+apiVersion: ambit.io/v1alpha1
+kind: LocalRateLimit
+metadata: { name: three, namespace: apps }
+spec: { tokenBucket: { maxTokens: 3, tokensPerFill: 3, fillInterval: 60s }, enableXRateLimitHeaders: DRAFT_VERSION_03 }
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -268,6 +292,32 @@ Deno.test("waypoint L7: routing, split, retries, timeout, redirect, outlier ejec
     });
 
     await t.step(
+      "fault injection (abort 418, 200 ms delay) and a local rate limit (429)",
+      async () => {
+        const before = apps[0].hits;
+        const f = await c.get(reviews, "/fault/x");
+        assertEquals([f.status, f.body.trim()], [418, "fault filter abort"]);
+        assertEquals(apps[0].hits, before, "an aborted request never reaches the app");
+        const t0 = performance.now();
+        const d = await c.get(reviews, "/delayed/x");
+        const ms = performance.now() - t0;
+        assertEquals(d.status, 200);
+        assertOk(ms >= 190, `delayed by ${Math.round(ms)} ms`);
+        const statuses: number[] = [];
+        let last;
+        for (let i = 0; i < 5; i++) {
+          last = await c.get(reviews, "/limited/x");
+          statuses.push(last.status);
+        }
+        assertEquals(statuses, [200, 200, 200, 429, 429]);
+        assertEquals(last!.body.trim(), "local_rate_limited");
+        assertEquals(last!.headers["x-envoy-ratelimited"], "true");
+        assertEquals(last!.headers["x-ratelimit-limit"], "3");
+        assertEquals(last!.headers["x-ratelimit-remaining"], "0");
+      },
+    );
+
+    await t.step(
       "L7 DENY policy answers 403 RBAC: access denied; nothing reaches the app",
       async () => {
         const before = apps[0].hits + apps[1].hits;
@@ -336,6 +386,8 @@ Deno.test("waypoint L7: routing, split, retries, timeout, redirect, outlier ejec
         ).reduce((n, l) => n + Number(l.split(" ").pop()), 0);
       assertOk(count("200", "-") >= 1000, "200s");
       assertEquals(count("504", "UT"), 1);
+      assertEquals(count("418", "FI"), 1);
+      assertEquals(count("429", "RL"), 2);
       assertEquals(count("403", "RBAC"), 2);
       assertOk(count("401", "UAEX") >= 3, "401s");
       assertIncludes(text, 'destination_workload="reviews-v2"');
