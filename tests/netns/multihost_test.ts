@@ -41,6 +41,7 @@ const VIP = {
   private: "127.213.0.11",
   ledger: "127.213.0.12",
   web: "127.213.0.13",
+  webL7: "127.213.0.14",
 };
 const id = (ns: string, sa: string) => `spiffe://${TD}/ns/${ns}/sa/${sa}`;
 const CLIENT_A = id("apps", "client-a");
@@ -83,6 +84,41 @@ metadata: { name: legacy${
     workload("apps", "web", "host-b"),
     service("apps", "echo", VIP.echo, 80, 8080),
     service("apps", "web", VIP.web, 80, 8000),
+    `apiVersion: v1
+kind: Service
+metadata: { name: web-l7, namespace: apps, labels: { istio.io/use-waypoint: waypoint } }
+spec:
+  clusterIP: ${VIP.webL7}
+  selector: { app: web }
+  ports: [{ name: http, port: 80, targetPort: 8000, appProtocol: http }]`,
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: apps
+  labels: { istio.io/waypoint-for: service }
+  annotations: { ambit.io/node: host-w }
+spec:
+  gatewayClassName: istio-waypoint
+  addresses: [{ type: IPAddress, value: ${bed.host("w").address} }]
+  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]`,
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: web-l7, namespace: apps }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: web-l7, port: 80 }]
+  rules:
+    - backendRefs: [{ name: web, port: 80 }]
+      filters:
+        - type: ResponseHeaderModifier
+          responseHeaderModifier: { add: [{ name: x-via, value: waypoint }] }`,
+    `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: web-l7-no-admin, namespace: apps }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: web-l7 }]
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]`,
     service("apps", "private", VIP.private, 9090, 9090),
     service("legacy", "ledger", VIP.ledger, 7070, 7070),
     ...(o.extra ?? []),
@@ -127,6 +163,7 @@ class Mesh {
   readonly ztunnels = new Map<string, NetnsProcess>();
   readonly apps = new Map<string, NetnsProcess>();
   ca?: NetnsProcess;
+  waypoint?: NetnsProcess;
   #yaml = "";
 
   constructor(readonly bed: Bed, readonly dir: string) {}
@@ -187,6 +224,27 @@ class Mesh {
       this.startZtunnel("b", [id("apps", "echo"), id("apps", "private"), id("apps", "web")]),
       this.startZtunnel("c", [CLIENT_C]),
     ]);
+    await this.startWaypoint();
+  }
+
+  /** Starts the waypoint on host W; resolves when it holds its certificate. */
+  async startWaypoint(): Promise<NetnsProcess> {
+    const w = this.bed.spawn("waypoint host-w", this.bed.host("w").netns, [
+      ...selfCommand(),
+      "waypoint",
+      "--config",
+      this.configDir,
+      "--name",
+      "apps/waypoint",
+      "--credential",
+      `${this.dir}/cred-w`,
+      "--log-format",
+      "json",
+    ]);
+    this.waypoint = w;
+    await w.waitForRecord((r) => r.msg === "config loaded", { timeoutMs: START_MS });
+    await w.waitForRecord((r) => r.msg === "certificate issued", { timeoutMs: START_MS });
+    return w;
   }
 
   /** Starts host `name`'s ztunnel; resolves when it holds a certificate for each of `ids`. */
@@ -356,7 +414,7 @@ Deno.test({
 }, async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "ambit-netns-" });
   try {
-    const bed = await Bed.create(["a", "b", "c"]);
+    const bed = await Bed.create(["a", "b", "c", "w"]);
     try {
       await meshSteps(t, bed, dir);
     } finally {
@@ -498,6 +556,58 @@ async function meshSteps(t: Deno.TestContext, bed: Bed, dir: string): Promise<vo
         ]);
         assertEquals(bad.code === 0, false);
         assertOk(/unreachable|\(4\)/i.test(bad.stderr), `curl said: ${bad.stderr}`);
+      },
+    );
+
+    await step(
+      "HTTP through a waypoint on its own host: route filter, L7 deny, request metrics, waypoint identity at B",
+      async () => {
+        const run = (host: string, argv: string[]) => bed.run(bed.host(host).netns, argv);
+        const w = bed.host("w");
+        const from = mesh.ztunnels.get("b")!.records.length;
+        const ok = await run("a", [
+          "curl",
+          "-sS",
+          "-i",
+          "--max-time",
+          "10",
+          `http://${VIP.webL7}/hello`,
+        ]);
+        assertEquals(ok.code, 0, ok.stderr);
+        assertIncludes(ok.stdout, "HTTP/1.1 200");
+        assertIncludes(ok.stdout, "x-via: waypoint");
+        assertIncludes(
+          ok.stdout,
+          `web pid=${mesh.apps.get("web")!.pid} peer=${b.address} method=GET path=/hello`,
+        );
+        const denied = await run("a", [
+          "curl",
+          "-sS",
+          "-i",
+          "--max-time",
+          "10",
+          `http://${VIP.webL7}/admin/x`,
+        ]);
+        assertIncludes(denied.stdout, "HTTP/1.1 403");
+        assertIncludes(denied.stdout, "RBAC: access denied");
+        // Host B saw the request come from the waypoint's identity, over HBONE from host W.
+        const inbound = await eventually(() =>
+          mesh.since("b", from, "inbound connection closed").find((r) =>
+            r.dst_workload === "apps/web"
+          )
+        );
+        assertEquals(inbound.src_identity, id("apps", "waypoint"));
+        assertEquals(String(inbound.src).split(":")[0], w.address);
+        const metrics = await run("a", ["curl", "-sS", `http://${w.address}:15020/metrics`]);
+        assertIncludes(
+          metrics.stdout,
+          `istio_requests_total{reporter="waypoint",source_workload="client-a"`,
+        );
+        assertIncludes(metrics.stdout, 'destination_service="web-l7.apps.svc.cluster.local"');
+        assertIncludes(metrics.stdout, 'response_code="403"');
+        const records = mesh.waypoint!.records.filter((r) => r.msg === "request");
+        assertEquals(records.map((r) => r.status).sort(), [200, 403]);
+        assertEquals(records.find((r) => r.status === 200)!.src_identity, CLIENT_A);
       },
     );
 
@@ -766,6 +876,7 @@ async function meshSteps(t: Deno.TestContext, bed: Bed, dir: string): Promise<vo
       for (const [name, z] of mesh.ztunnels) {
         assertEquals(await z.stop(), 0, `ztunnel host-${name}: ${z.log()}`);
       }
+      assertEquals(await mesh.waypoint!.stop(), 0, mesh.waypoint!.log());
       assertEquals(await mesh.ca!.stop(), 0, mesh.ca!.log());
     });
   } catch (e) {
