@@ -152,6 +152,18 @@ export const waypointCommand: Command = {
       choices: ["stderr", "off"],
     },
     drain: ZTUNNEL_LISTEN_OPTIONS.drain,
+    "otlp-endpoint": {
+      type: "string",
+      arg: "URL",
+      description:
+        "export one span per request as OTLP/HTTP JSON to URL/v1/traces (e.g. http://127.0.0.1:4318)",
+    },
+    "trace-sampling": {
+      type: "string",
+      arg: "PERCENT",
+      description: "share of new traces sampled (a caller's traceparent decides for its own)",
+      default: "100",
+    },
   },
   description: `
 Loads the mesh config and follows reloads, obtains and renews the waypoint's
@@ -176,6 +188,16 @@ ambit.io/node).`,
     const drain = drainMs(ctx);
     listenFlag(ctx, "metrics");
     listenFlag(ctx, "readiness");
+    const sampling = Number(ctx.options["trace-sampling"]);
+    if (!Number.isFinite(sampling) || sampling < 0 || sampling > 100) {
+      throw new UsageError(
+        `--trace-sampling "${ctx.options["trace-sampling"]}" is not a percentage from 0 to 100`,
+      );
+    }
+    const otlp = ctx.options["otlp-endpoint"] as string | undefined;
+    if (otlp !== undefined && !/^https?:\/\/[^/]+/.test(otlp)) {
+      throw new UsageError(`--otlp-endpoint "${otlp}" is not an http:// or https:// URL`);
+    }
     const logger = ctx.logger.child({ role: "waypoint", waypoint: name });
     const store = await ConfigStore.open(path, { logger, sighup: true });
     let src;
@@ -205,6 +227,8 @@ ambit.io/node).`,
           ? undefined
           : (r) => requests.info("request", r),
         onQuit: quit,
+        otlpEndpoint: otlp,
+        traceSampling: sampling / 100,
       });
       logger.info("config loaded", {
         generation: store.generation,

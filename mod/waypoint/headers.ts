@@ -63,14 +63,17 @@ export interface TraceContext {
   readonly sampled: boolean;
 }
 
-/** Continues the caller's `traceparent` (version 00) or starts a trace. */
-export function traceContext(traceparent: string | undefined): TraceContext {
+/**
+ * Continues the caller's `traceparent` (version 00; its sampled flag is
+ * kept) or starts a trace, sampled when `rootSampled`.
+ */
+export function traceContext(traceparent: string | undefined, rootSampled = false): TraceContext {
   const m = traceparent?.trim().match(/^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/);
   const spanId = randomBytes(8).toString("hex");
   if (m && !/^0+$/.test(m[1]) && !/^0+$/.test(m[2])) {
     return { traceId: m[1], parentId: m[2], spanId, sampled: (parseInt(m[3], 16) & 1) === 1 };
   }
-  return { traceId: randomBytes(16).toString("hex"), spanId, sampled: false };
+  return { traceId: randomBytes(16).toString("hex"), spanId, sampled: rootSampled };
 }
 
 /** The `traceparent` to send on: this hop's span as the parent. */

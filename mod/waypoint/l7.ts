@@ -17,6 +17,7 @@ import { type HeaderModifier, modifyResponseHeaders } from "../route/mod.ts";
 import type { Backends, BackendState } from "./backends.ts";
 import { type PlanEnv, planRequest, type RequestPlan } from "./plan.ts";
 import { shouldRetry } from "./retry.ts";
+import type { OtlpExporter } from "../telemetry/otlp.ts";
 import type { Snapshot, WaypointInfo } from "../config/snapshot.ts";
 import type { HostPort } from "../hbone/authority.ts";
 import { TunnelError } from "../hbone/errors.ts";
@@ -60,6 +61,10 @@ export interface L7Context {
   readonly plan: PlanEnv;
   /** Load balancing, outlier detection and circuit breaking per backend host. */
   readonly backends: Backends;
+  /** Where sampled spans go (one per request), when tracing is on. */
+  readonly spans?: OtlpExporter;
+  /** Share of new traces (no caller traceparent) that are sampled, 0..1 (default 1 with spans). */
+  readonly sampling?: number;
   readonly random?: () => number;
 }
 
@@ -153,6 +158,33 @@ function finish(
     requestBytes: r.requestBytes,
     responseBytes: r.responseBytes,
   });
+  if (ctx.spans && r.trace.sampled) {
+    const end = Date.now();
+    ctx.spans.add({
+      traceId: r.trace.traceId,
+      spanId: r.trace.spanId,
+      parentSpanId: r.trace.parentId,
+      name: `${req.method} ${
+        info.target.kind === "service" ? info.target.service.hostname : req.authority
+      }`,
+      startMs: end - durationMs,
+      endMs: end,
+      error: r.status >= 500 || (r.grpcStatus !== undefined && r.grpcStatus !== "0"),
+      attributes: {
+        "http.request.method": req.method,
+        "url.path": req.path.split("?")[0],
+        "server.address": req.authority,
+        "http.response.status_code": r.status,
+        "rpc.grpc.status_code": r.grpcStatus === undefined ? undefined : Number(r.grpcStatus),
+        "istio.response_flags": r.flags,
+        "istio.source_principal": info.sourceIdentity,
+        "istio.upstream_cluster": r.upstream?.workload,
+        "upstream.address": r.upstream?.address,
+        "ambit.route": r.route,
+        "guid:x-request-id": r.requestId,
+      },
+    });
+  }
   ctx.access({
     method: req.method,
     path: req.path,
@@ -395,7 +427,9 @@ interface TryRequest {
 async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise<void> {
   const started = performance.now();
   const req = ex.request;
-  const trace = traceContext(getHeader(req.headers, "traceparent"));
+  const sampleRoot = ctx.spans !== undefined &&
+    (ctx.random ?? Math.random)() < (ctx.sampling ?? 1);
+  const trace = traceContext(getHeader(req.headers, "traceparent"), sampleRoot);
   const requestId = getHeader(req.headers, "x-request-id") ?? randomUUID();
   const wp = ctx.waypoint();
   const headers = upstreamRequestHeaders(req.headers, {

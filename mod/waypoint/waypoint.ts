@@ -36,6 +36,7 @@ import {
   type TunnelInfo,
 } from "./l7.ts";
 import { sniff } from "./sniff.ts";
+import { OtlpExporter } from "../telemetry/otlp.ts";
 import { Backends } from "./backends.ts";
 import { policyCacheFor, RateLimiters } from "./plan.ts";
 import { JwtAuthenticator, type JwtAuthenticatorOptions } from "../policy/jwt.ts";
@@ -63,6 +64,10 @@ export interface WaypointOptions {
   readonly sniffTimeoutMs?: number;
   /** JWKS fetching (tests: an injected fetch or clock). */
   readonly jwt?: JwtAuthenticatorOptions;
+  /** OTLP/HTTP collector for spans (e.g. http://127.0.0.1:4318); undefined: no export. */
+  readonly otlpEndpoint?: string;
+  /** Share of new traces sampled, 0..1 (default 1). */
+  readonly traceSampling?: number;
 }
 
 /** Raised when the Gateway is not in the config. */
@@ -88,8 +93,23 @@ export class Waypoint {
   #closing?: Promise<void>;
   #offReload: () => void;
 
+  /** The span exporter, when `otlpEndpoint` is set. */
+  readonly spans?: OtlpExporter;
+
   private constructor(readonly options: WaypointOptions, wp: WaypointInfo) {
     const log = options.logger;
+    if (options.otlpEndpoint) {
+      this.spans = new OtlpExporter({
+        endpoint: options.otlpEndpoint,
+        logger: log.child({ component: "otlp" }),
+        resource: {
+          "service.name": `${wp.name}.${wp.namespace}`,
+          "service.namespace": wp.namespace,
+          "k8s.gateway.name": wp.name,
+          "service.instance.id": wp.identity,
+        },
+      });
+    }
     this.certs = new CertManager({
       source: options.certSource,
       logger: log,
@@ -120,6 +140,8 @@ export class Waypoint {
         limiters: new RateLimiters(),
       },
       backends: this.backends,
+      spans: this.spans,
+      sampling: options.traceSampling,
     };
     const policies = policyCacheFor();
     this.#offReload = options.store.onReload((o) => {
@@ -363,6 +385,7 @@ export class Waypoint {
       this.#offReload();
       for (const s of this.#live) s.destroy();
       this.pool.close();
+      await this.spans?.close();
       await this.#hbone?.close(true);
       this.certs.close();
       await this.#metrics?.close();

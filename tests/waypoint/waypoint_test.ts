@@ -327,3 +327,67 @@ Deno.test("gRPC through the waypoint with Python's grpcio on both ends: unary wi
     await mesh.close();
   }
 });
+
+Deno.test("one span per request is exported as OTLP/HTTP JSON in the caller's trace", async () => {
+  const a = addressBlock();
+  const mesh = await testMesh(config(a));
+  const app = await webApp(a(2, 10));
+  const bodies: unknown[] = [];
+  const collector = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      if (new URL(req.url).pathname === "/v1/traces") bodies.push(await req.json());
+      return new Response("{}");
+    },
+  );
+  try {
+    await mesh.ztunnel("node-a");
+    await mesh.ztunnel("node-b");
+    const wp = await mesh.waypoint("apps/waypoint", {
+      otlpEndpoint: `http://127.0.0.1:${collector.addr.port}`,
+    });
+    const tid = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const r = await curl([
+      "--interface",
+      a(1, 10),
+      "-H",
+      `traceparent: 00-${tid}-00f067aa0ba902b7-01`,
+      `http://${a(3, 1)}/traced`,
+    ]);
+    assertEquals(r.code, 0, r.err);
+    await curl(["--interface", a(1, 10), `http://${a(3, 1)}/root`]);
+    await wp.spans!.flush();
+    type Span = {
+      traceId: string;
+      parentSpanId?: string;
+      name: string;
+      kind: number;
+      attributes: { key: string; value: Record<string, unknown> }[];
+    };
+    const spans: Span[] = bodies.flatMap((b) =>
+      (b as { resourceSpans: { scopeSpans: { spans: Span[] }[] }[] }).resourceSpans.flatMap((rs) =>
+        rs.scopeSpans.flatMap((ss) => ss.spans)
+      )
+    );
+    assertEquals(spans.length, 2);
+    const traced = spans.find((s) => s.traceId === tid)!;
+    assertEquals(traced.parentSpanId, "00f067aa0ba902b7");
+    assertEquals(traced.kind, 2);
+    assertEquals(traced.name, "GET web.apps.svc.cluster.local");
+    const attr = (s: Span, k: string) => s.attributes.find((x) => x.key === k)?.value;
+    assertEquals(attr(traced, "http.response.status_code"), { intValue: "200" });
+    assertEquals(attr(traced, "url.path"), { stringValue: "/traced" });
+    // The app saw this hop's span as the parent.
+    const seen = String(app.seen.find((s) => s.path === "/traced")!.headers.traceparent);
+    assertEquals(seen.split("-")[1], tid);
+    const root = spans.find((s) => s.traceId !== tid)!;
+    assertEquals(root.parentSpanId, undefined);
+    const resource = (bodies[0] as { resourceSpans: { resource: { attributes: unknown[] } }[] })
+      .resourceSpans[0].resource.attributes;
+    assertEquals(JSON.stringify(resource).includes("waypoint.apps"), true);
+  } finally {
+    app.close();
+    await mesh.close();
+    await collector.shutdown();
+  }
+});
