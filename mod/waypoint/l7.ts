@@ -42,7 +42,8 @@ import {
   upstreamRequestHeaders,
 } from "./headers.ts";
 import type { WaypointTarget } from "./target.ts";
-import { type EndpointConnection, openEndpoint, openWorkload } from "./upstream.ts";
+import { openEndpoint, openWorkload } from "./upstream.ts";
+import type { UpstreamPool } from "./upstream_pool.ts";
 
 /** One request's access record. */
 export type RequestRecord = Record<string, unknown>;
@@ -61,12 +62,27 @@ export interface L7Context {
   readonly plan: PlanEnv;
   /** Load balancing, outlier detection and circuit breaking per backend host. */
   readonly backends: Backends;
+  /** Pooled connections to endpoints (undefined: a new tunnel per request). */
+  readonly upstreams?: UpstreamPool;
   /** Where sampled spans go (one per request), when tracing is on. */
   readonly spans?: OtlpExporter;
   /** Share of new traces (no caller traceparent) that are sampled, 0..1 (default 1 with spans). */
   readonly sampling?: number;
   readonly random?: () => number;
 }
+
+/** Which endpoint a request went to, for metrics and logs. */
+interface UpstreamRef {
+  readonly address: string;
+  readonly workload: string;
+  readonly peerIdentity?: string;
+}
+
+/** How a try reaches the endpoint: its own tunnel, a pooled HTTP/1.1 agent, or a shared HTTP/2 session. */
+type Via =
+  | { readonly stream: Duplex }
+  | { readonly agent: http.Agent }
+  | { readonly session: http2.ClientHttp2Session };
 
 /** Who sent a tunnel and what it is for. */
 export interface TunnelInfo {
@@ -129,7 +145,7 @@ function finish(
     started: number;
     requestBytes: number;
     responseBytes: number;
-    upstream?: EndpointConnection;
+    upstream?: UpstreamRef;
     trace: TraceContext;
     requestId: string;
     error?: string;
@@ -505,7 +521,7 @@ async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise
   const deadline = plan.kind === "forward" && plan.timeoutMs ? started + plan.timeoutMs : undefined;
   let attempt = 0;
   let last: Forwarded | undefined;
-  let conn: EndpointConnection | undefined;
+  let conn: UpstreamRef | undefined;
   const upstreamH2 = upstreamIsHttp2(info, req, ex.h2);
   while (true) {
     const remaining = deadline ? deadline - performance.now() : undefined;
@@ -526,10 +542,11 @@ async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise
     let endpoint: Endpoint | undefined;
     let state: BackendState | undefined;
     let release = () => {};
+    let via: Via | undefined;
     try {
       if (plan.kind === "workload") {
         const t = info.target as Extract<WaypointTarget, { kind: "workload" }>;
-        conn = await openWorkload(
+        const c = await openWorkload(
           {
             waypoint: wp,
             pool: ctx.pool,
@@ -540,6 +557,8 @@ async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise
           t.workload,
           t.port,
         );
+        conn = c;
+        via = { stream: c.stream };
       } else {
         state = ctx.backends.for(snapshot, plan.backend);
         const eps = state.endpoints(plan.port);
@@ -565,18 +584,39 @@ async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise
         release = slot.release;
         endpoint = picked.endpoint;
         state.balancer.onStart(endpoint);
-        conn = await openEndpoint(
-          {
-            snapshot,
-            waypoint: wp,
-            pool: ctx.pool,
-            connectTimeout: ctx.connectTimeout(),
-            client: info.client,
-          },
-          plan.backend,
-          endpoint,
-          plan.port,
-        );
+        if (ctx.upstreams) {
+          const w = snapshot.workloads.get(endpoint.workload);
+          conn = {
+            address: `${endpoint.address}:${endpoint.ports[plan.port]}`,
+            workload: endpoint.workload,
+            peerIdentity: w?.enrolled ? w.identity : undefined,
+          };
+          via = upstreamH2
+            ? {
+              session: await ctx.upstreams.session(
+                plan.backend,
+                endpoint,
+                plan.port,
+                plan.request.authority,
+              ),
+            }
+            : { agent: ctx.upstreams.agent(plan.backend, endpoint, plan.port) };
+        } else {
+          const c = await openEndpoint(
+            {
+              snapshot,
+              waypoint: wp,
+              pool: ctx.pool,
+              connectTimeout: ctx.connectTimeout(),
+              client: info.client,
+            },
+            plan.backend,
+            endpoint,
+            plan.port,
+          );
+          conn = c;
+          via = { stream: c.stream };
+        }
       }
       const p = plan;
       const tr: TryRequest = {
@@ -597,9 +637,10 @@ async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise
           return !d.retry;
         },
       };
-      r = upstreamH2
-        ? await forwardHttp2(ex, conn.stream, tr)
-        : await forwardHttp1(ex, conn.stream, tr);
+      r = upstreamH2 ? await forwardHttp2(ex, via!, tr) : await forwardHttp1(ex, via!, tr);
+      if (r.failure && "session" in via! && plan.kind === "forward" && endpoint) {
+        ctx.upstreams?.dropSession(plan.backend, endpoint, plan.port);
+      }
     } catch (e) {
       const err = e as Error;
       ctx.logger.warn("waypoint upstream failed", {
@@ -708,7 +749,8 @@ function mirror(
         commit: () => true,
         perTryTimeoutMs: 10_000,
       };
-      return h2 ? forwardHttp2(sink, conn.stream, tr) : forwardHttp1(sink, conn.stream, tr);
+      const v = { stream: conn.stream };
+      return h2 ? forwardHttp2(sink, v, tr) : forwardHttp1(sink, v, tr);
     }).catch((e) => ctx.logger.debug("mirror failed", { error: (e as Error).message }));
   }
 }
@@ -763,7 +805,8 @@ function responseHeaders(tr: TryRequest, hs: HeaderList): HeaderList {
     : modifyResponseHeaders(hs, tr.responseModifiers).map(([k, v]) => [k, v] as [string, string]);
 }
 
-function forwardHttp1(ex: Exchange, stream: Duplex, tr: TryRequest): Promise<Forwarded> {
+function forwardHttp1(ex: Exchange, via: Via, tr: TryRequest): Promise<Forwarded> {
+  const stream = "stream" in via ? via.stream : undefined;
   return new Promise((resolve) => {
     const r: Forwarded = { status: 0, flags: "-", responseBytes: 0 };
     let done = false;
@@ -786,23 +829,27 @@ function forwardHttp1(ex: Exchange, stream: Duplex, tr: TryRequest): Promise<For
         ...(getHeader(tr.headers, "host") !== undefined && tr.authority
           ? [["host", tr.authority]]
           : []),
-        ["connection", "close"],
+        // A tunnel of its own ends with the request; a pooled one is kept alive.
+        ...(stream ? [["connection", "close"]] : []),
       ].flat(),
       setHost: false,
-      createConnection: () => stream,
+      ...(stream
+        ? { createConnection: () => stream }
+        : { agent: (via as { agent: http.Agent }).agent }),
     } as unknown as http.RequestOptions);
     if (tr.perTryTimeoutMs !== undefined) {
       timer = setTimeout(() => {
         up.destroy();
-        stream.destroy();
+        stream?.destroy();
         end({ ...r, flags: "UT", failure: "per_try_timeout", error: "per-try timeout" });
       }, tr.perTryTimeoutMs);
     }
     up.on("response", (ures) => {
       r.status = ures.statusCode ?? 502;
       if (!tr.commit(r.status)) {
+        // Read the discarded answer to its end so a pooled connection can be reused.
         ures.resume();
-        stream.destroy();
+        if (stream) stream.destroy();
         return end({ ...r, discarded: true });
       }
       clearTimeout(timer);
@@ -821,8 +868,17 @@ function forwardHttp1(ex: Exchange, stream: Duplex, tr: TryRequest): Promise<For
       ures.on("error", (e) => end(upstreamFailure(ex, e, r)));
     });
     up.on("error", (e) => {
-      stream.destroy();
-      if (r.status === 0) return end({ ...r, flags: "UF", failure: "reset", error: e.message });
+      stream?.destroy();
+      if (r.status === 0) {
+        // A pooled connection the app closed meanwhile: as connect failure, so it is retried.
+        const stale = (up as unknown as { reusedSocket?: boolean }).reusedSocket === true;
+        return end({
+          ...r,
+          flags: "UF",
+          failure: stale ? "connect_failure" : "reset",
+          error: e.message,
+        });
+      }
       end(upstreamFailure(ex, e, r));
     });
     ex.onClose(() => {
@@ -834,20 +890,23 @@ function forwardHttp1(ex: Exchange, stream: Duplex, tr: TryRequest): Promise<For
   });
 }
 
-function forwardHttp2(ex: Exchange, stream: Duplex, tr: TryRequest): Promise<Forwarded> {
+function forwardHttp2(ex: Exchange, via: Via, tr: TryRequest): Promise<Forwarded> {
   return new Promise((resolve) => {
     const r: Forwarded = { status: 0, flags: "-", responseBytes: 0 };
     let done = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const session = http2.connect(`http://${tr.authority || "upstream"}`, {
-      createConnection: () => stream,
-    } as unknown as http2.SecureClientSessionOptions);
-    session.on("error", () => {});
+    const own = "stream" in via;
+    const session = own
+      ? http2.connect(`http://${tr.authority || "upstream"}`, {
+        createConnection: () => via.stream,
+      } as unknown as http2.SecureClientSessionOptions)
+      : (via as { session: http2.ClientHttp2Session }).session;
+    if (own) session.on("error", () => {});
     const end = (x: Forwarded) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      session.close();
+      if (own) session.close();
       resolve(x);
     };
     const out: http2.OutgoingHttpHeaders = {

@@ -37,6 +37,7 @@ import {
 } from "./l7.ts";
 import { sniff } from "./sniff.ts";
 import { OtlpExporter } from "../telemetry/otlp.ts";
+import { UpstreamPool } from "./upstream_pool.ts";
 import { Backends } from "./backends.ts";
 import { policyCacheFor, RateLimiters } from "./plan.ts";
 import { JwtAuthenticator, type JwtAuthenticatorOptions } from "../policy/jwt.ts";
@@ -95,6 +96,8 @@ export class Waypoint {
 
   /** The span exporter, when `otlpEndpoint` is set. */
   readonly spans?: OtlpExporter;
+  /** Kept-alive connections to endpoints. */
+  readonly upstreams: UpstreamPool;
 
   private constructor(readonly options: WaypointOptions, wp: WaypointInfo) {
     const log = options.logger;
@@ -124,6 +127,12 @@ export class Waypoint {
       connectTimeoutMs: parseDuration(options.store.current.mesh.defaults.connectTimeout),
       keepalive: options.keepalive,
     });
+    this.upstreams = new UpstreamPool({
+      snapshot: () => options.store.current,
+      waypoint: () => this.info,
+      pool: this.pool,
+      connectTimeout: () => options.store.current.mesh.defaults.connectTimeout,
+    });
     this.#l7 = {
       logger: log.child({ component: "l7" }),
       snapshot: () => options.store.current,
@@ -142,6 +151,7 @@ export class Waypoint {
       backends: this.backends,
       spans: this.spans,
       sampling: options.traceSampling,
+      upstreams: this.upstreams,
     };
     const policies = policyCacheFor();
     this.#offReload = options.store.onReload((o) => {
@@ -384,6 +394,7 @@ export class Waypoint {
       this.#stopping ??= "closing";
       this.#offReload();
       for (const s of this.#live) s.destroy();
+      this.upstreams.close();
       this.pool.close();
       await this.spans?.close();
       await this.#hbone?.close(true);
