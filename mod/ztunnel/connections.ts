@@ -32,6 +32,13 @@ export class ConnectionRegistry {
     return this.#live.size;
   }
 
+  /** The oldest live connections, described for logs. */
+  describe(max = 5): string[] {
+    return [...this.#live].sort((a, b) => a.started - b.started).slice(0, max).map((c) =>
+      `${c.direction} ${c.workload} for ${Math.round((Date.now() - c.started) / 1000)} s`
+    );
+  }
+
   /** Live connections by direction. */
   count(direction: "inbound" | "outbound"): number {
     let n = 0;

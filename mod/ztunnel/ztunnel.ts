@@ -639,13 +639,20 @@ export class Ztunnel {
       this.#hbone?.close(false),
     ];
     if (drainMs > 0 && this.registry.size > 0) {
-      log.info("draining connections", { connections: this.registry.size, deadlineMs: drainMs });
+      log.info("draining connections", {
+        connections: this.registry.size,
+        deadlineMs: drainMs,
+        oldest: this.registry.describe(),
+      });
       const until = Date.now() + drainMs;
       while (this.registry.size > 0 && Date.now() < until) {
         await new Promise((r) => setTimeout(r, 50));
       }
       if (this.registry.size > 0) {
-        log.warn("drain deadline passed; closing connections", { left: this.registry.size });
+        log.warn("drain deadline passed; closing connections", {
+          left: this.registry.size,
+          oldest: this.registry.describe(),
+        });
       }
     }
     void Promise.allSettled(draining);

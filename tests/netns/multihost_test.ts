@@ -31,6 +31,8 @@ import {
   sh,
 } from "./_netns.ts";
 import { containsBytes, type TcpSegment, tcpSegments } from "./_pcap.ts";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import type { L7Result } from "./_l7.ts";
 
 const UNAVAILABLE = netnsUnavailable();
 const TD = "ambit.netns";
@@ -50,6 +52,8 @@ const CLIENT_C = id("apps", "client-c");
 const START_MS = 30_000;
 
 interface MeshOptions {
+  /** JWKS (JSON) the `secure` service's RequestAuthentication trusts. */
+  jwks?: string;
   /** Label namespace `legacy` with istio.io/dataplane-mode: ambient. */
   legacyAmbient?: boolean;
   /** Extra YAML documents (policies). */
@@ -121,9 +125,126 @@ spec:
   rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]`,
     service("apps", "private", VIP.private, 9090, 9090),
     service("legacy", "ledger", VIP.ledger, 7070, 7070),
+    ...l7Docs(o.jwks ?? JWKS),
     ...(o.extra ?? []),
   ];
   return docs.join("\n---\n") + "\n";
+}
+
+/** The L7 apps on host B: name, port, labels. */
+const L7_APPS: readonly [string, number, string][] = [
+  ["l7-v1", 8101, "app: l7, version: v1"],
+  ["l7-v2", 8102, "app: l7, version: v2"],
+  ["l7-flaky", 8103, "app: l7flaky"],
+  ["l7-slow", 8104, "app: l7slow"],
+  ["pair-good", 8105, "app: pair"],
+  ["pair-bad", 8106, "app: pair"],
+  ["secure", 8107, "app: secure"],
+  ["grpc", 8108, "app: grpc"],
+];
+const L7_VIP = {
+  l7: "127.213.1.1",
+  l7v1: "127.213.1.2",
+  l7v2: "127.213.1.3",
+  flaky: "127.213.1.4",
+  slow: "127.213.1.5",
+  pair: "127.213.1.6",
+  secure: "127.213.1.7",
+  grpc: "127.213.1.8",
+};
+const JWT_ISSUER = "https://issuer.netns.example";
+const JWT_KEYS = await generateKeyPair("ES256");
+const JWKS = JSON.stringify({
+  keys: [{ ...(await exportJWK(JWT_KEYS.publicKey)), kid: "k1", alg: "ES256" }],
+});
+const L7 = new URL("./_l7.ts", import.meta.url).pathname;
+const GRPC_PEER = new URL("../waypoint/py/grpc_peer.py", import.meta.url).pathname;
+
+/** Workloads, Services (through the waypoint), routes and policies of the L7 steps. */
+function l7Docs(jwks: string): string[] {
+  const svc = (name: string, vip: string, selector: string, port = 80, proto = "http") =>
+    `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: apps, labels: { istio.io/use-waypoint: waypoint } }
+spec:
+  clusterIP: ${vip}
+  selector: { ${selector} }
+  ports: [{ name: ${proto}, port: ${port}, targetPort: http, appProtocol: ${proto} }]`;
+  return [
+    ...L7_APPS.map(([name, port, labels]) =>
+      `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: ${name}, namespace: apps }
+spec: { node: host-b, serviceAccount: ${name}, labels: { ${labels} }, ports: { http: ${port} } }`
+    ),
+    svc("l7", L7_VIP.l7, "app: l7"),
+    svc("l7-v1", L7_VIP.l7v1, "app: l7, version: v1"),
+    svc("l7-v2", L7_VIP.l7v2, "app: l7, version: v2"),
+    svc("l7-flaky", L7_VIP.flaky, "app: l7flaky"),
+    svc("l7-slow", L7_VIP.slow, "app: l7slow"),
+    svc("pair", L7_VIP.pair, "app: pair"),
+    svc("secure", L7_VIP.secure, "app: secure"),
+    svc("grpc", L7_VIP.grpc, "app: grpc", 81, "grpc"),
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: l7, namespace: apps }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: l7, port: 80 }]
+  rules:
+    - matches: [{ headers: [{ name: x-user, value: jason }] }]
+      backendRefs: [{ name: l7-v2, port: 80 }]
+    - matches: [{ path: { type: PathPrefix, value: /flaky } }]
+      backendRefs: [{ name: l7-flaky, port: 80 }]
+      retry: { attempts: 3, codes: [503], backoff: 10ms }
+    - matches: [{ path: { type: PathPrefix, value: /slow } }]
+      backendRefs: [{ name: l7-slow, port: 80 }]
+      timeouts: { request: 300ms }
+    - matches: [{ path: { type: PathPrefix, value: /fault } }]
+      backendRefs: [{ name: l7-v1, port: 80 }]
+      filters: [{ type: ExtensionRef, extensionRef: { group: ambit.io, kind: HTTPFault, name: teapot } }]
+    - matches: [{ path: { type: PathPrefix, value: /limited } }]
+      backendRefs: [{ name: l7-v1, port: 80 }]
+      filters: [{ type: ExtensionRef, extensionRef: { group: ambit.io, kind: LocalRateLimit, name: three } }]
+    - backendRefs:
+        - { name: l7-v1, port: 80, weight: 90 }
+        - { name: l7-v2, port: 80, weight: 10 }`,
+    `apiVersion: ambit.io/v1alpha1
+kind: HTTPFault
+metadata: { name: teapot, namespace: apps }
+spec: { abort: { httpStatus: 418, percentage: { value: 100 } } }`,
+    `apiVersion: ambit.io/v1alpha1
+kind: LocalRateLimit
+metadata: { name: three, namespace: apps }
+spec: { tokenBucket: { maxTokens: 3, tokensPerFill: 3, fillInterval: 60s } }`,
+    `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: l7-no-admin, namespace: apps }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: l7 }]
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]`,
+    `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: pair, namespace: apps }
+spec:
+  host: pair.apps.svc.cluster.local
+  trafficPolicy:
+    loadBalancer: { simple: ROUND_ROBIN }
+    outlierDetection: { consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50 }`,
+    `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: secure-jwt, namespace: apps }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: secure }]
+  jwtRules: [{ issuer: "${JWT_ISSUER}", audiences: [secure-api], jwks: '${jwks}' }]`,
+    `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: secure-needs-jwt, namespace: apps }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: secure }]
+  action: ALLOW
+  rules: [{ from: [{ source: { requestPrincipals: ["${JWT_ISSUER}/*"] } }] }]`,
+  ];
 }
 
 function workload(ns: string, name: string, node: string, address?: string): string {
@@ -220,6 +341,10 @@ class Mesh {
       this.startApp("private", b, "127.0.0.1", 9090),
       this.startApp("ledger", b, b.address, 7070),
       this.startApp("web", b, b.address, 8000, "http"),
+      ...L7_APPS.filter(([n]) => n !== "grpc").map(([name, port]) =>
+        this.startL7App(name, b, b.address, port)
+      ),
+      this.startGrpcApp(b, b.address, 8108),
       this.startZtunnel("a", [CLIENT_A]),
       this.startZtunnel("b", [id("apps", "echo"), id("apps", "private"), id("apps", "web")]),
       this.startZtunnel("c", [CLIENT_C]),
@@ -291,6 +416,51 @@ class Mesh {
     this.apps.set(name, app);
     await app.waitForRecord((r) => r.event === "listening", { timeoutMs: START_MS });
     return app;
+  }
+
+  async startL7App(name: string, host: Host, ip: string, port: number): Promise<NetnsProcess> {
+    const app = this.bed.spawn(`l7 app ${name}`, host.netns, [
+      Deno.execPath(),
+      "run",
+      "--allow-net",
+      L7,
+      "serve",
+      name,
+      ip,
+      String(port),
+    ]);
+    this.apps.set(name, app);
+    await app.waitForRecord((r) => r.event === "listening", { timeoutMs: START_MS });
+    return app;
+  }
+
+  async startGrpcApp(host: Host, ip: string, port: number): Promise<NetnsProcess> {
+    const app = this.bed.spawn("grpc app", host.netns, [
+      "/usr/bin/python3",
+      GRPC_PEER,
+      "serve",
+      `${ip}:${port}`,
+    ]);
+    this.apps.set("grpc", app);
+    await assertEventually(() => app.lines.includes("ready") || app.stdout.includes("ready"), {
+      timeoutMs: START_MS,
+      message: "the gRPC app did not start",
+    });
+    return app;
+  }
+
+  /** Runs the L7 client in `host`'s namespace. */
+  async l7(host: string, specs: Record<string, unknown>[]): Promise<L7Result[]> {
+    const r = await this.bed.run(this.bed.host(host).netns, [
+      Deno.execPath(),
+      "run",
+      "--allow-net",
+      L7,
+      "client",
+      JSON.stringify(specs),
+    ]);
+    if (r.code !== 0) throw new Error(`L7 client failed: ${r.stderr}${r.stdout}`);
+    return JSON.parse(r.stdout.trim().split("\n").pop()!);
   }
 
   /** Connections the app `name` accepted so far. */
@@ -611,6 +781,90 @@ async function meshSteps(t: Deno.TestContext, bed: Bed, dir: string): Promise<vo
     );
 
     await step(
+      "L7 at the waypoint across hosts: routing, 90/10 split, retries, 504, fault, rate limit, 403, outlier, JWT, gRPC",
+      async () => {
+        const v = L7_VIP.l7;
+        const token = (key: CryptoKey) =>
+          new SignJWT({})
+            .setProtectedHeader({ alg: "ES256", kid: "k1" })
+            .setIssuer(JWT_ISSUER)
+            .setSubject("alice")
+            .setAudience("secure-api")
+            .setExpirationTime("5m")
+            .sign(key);
+        const stranger = await generateKeyPair("ES256");
+        const [jason, split, flaky, slow, fault, limited, admin, pair, jwtOk, jwtBad, jwtNone] =
+          await mesh.l7("a", [
+            { ip: v, port: 80, path: "/x", headers: { "x-user": "jason" } },
+            { ip: v, port: 80, path: "/split", repeat: 1000 },
+            { ip: v, port: 80, path: "/flaky", repeat: 10 },
+            { ip: v, port: 80, path: "/slow" },
+            { ip: v, port: 80, path: "/fault" },
+            { ip: v, port: 80, path: "/limited", repeat: 5 },
+            { ip: v, port: 80, path: "/admin/users" },
+            { ip: L7_VIP.pair, port: 80, path: "/p", repeat: 20 },
+            {
+              ip: L7_VIP.secure,
+              port: 80,
+              path: "/s",
+              headers: { authorization: `Bearer ${await token(JWT_KEYS.privateKey)}` },
+            },
+            {
+              ip: L7_VIP.secure,
+              port: 80,
+              path: "/s",
+              headers: { authorization: `Bearer ${await token(stranger.privateKey)}` },
+            },
+            { ip: L7_VIP.secure, port: 80, path: "/s" },
+          ]);
+        assertEquals([jason.statuses, jason.lastBody], [[200], "l7-v2 GET /x"]);
+        assertIncludes(String(jason.lastHeaders["x-saw-xfcc"]), `URI=${CLIENT_A}`);
+        assertOk(/^00-[0-9a-f]{32}-/.test(String(jason.lastHeaders["x-saw-traceparent"])));
+        assertEquals(split.errors, []);
+        const v2 = split.bodies["l7-v2"] ?? 0;
+        assertOk(v2 >= 50 && v2 <= 150, `l7-v2 got ${v2} of 1000`);
+        assertEquals(flaky.statuses, new Array(10).fill(200), "retries hide the 503s");
+        assertEquals([slow.statuses, slow.lastBody], [[504], "upstream request timeout"]);
+        assertOk(slow.lastMs >= 280 && slow.lastMs < 1500, `504 after ${slow.lastMs} ms`);
+        assertEquals([fault.statuses, fault.lastBody], [[418], "fault filter abort"]);
+        assertEquals(limited.statuses, [200, 200, 200, 429, 429]);
+        assertEquals([admin.statuses, admin.lastBody], [[403], "RBAC: access denied"]);
+        assertEquals(pair.statuses, new Array(20).fill(200));
+        const badHits = mesh.apps.get("pair-bad")!.records.filter((r) => r.event === "hit").length;
+        assertEquals(badHits, 3, "pair-bad is ejected after 3 consecutive 5xx");
+        assertEquals([jwtOk.statuses, jwtOk.lastBody], [[200], "secure GET /s"]);
+        assertEquals([jwtBad.statuses, jwtBad.lastBody], [[401], "Jwt verification fails"]);
+        assertEquals(jwtNone.statuses, [403]);
+        // gRPC from host A with Python's grpcio, through the waypoint on host W.
+        const g = await bed.run(bed.host("a").netns, [
+          "/usr/bin/python3",
+          GRPC_PEER,
+          "call",
+          `${L7_VIP.grpc}:81`,
+        ]);
+        assertEquals(g.code, 0, g.stderr);
+        const grpc = JSON.parse(g.stdout.trim());
+        assertIncludes(grpc.unary, `URI=${CLIENT_A}`);
+        assertEquals(grpc.stream, ["0:a", "1:b", "2:c"]);
+        assertEquals(grpc.missing, "UNIMPLEMENTED");
+        const m = await bed.run(bed.host("a").netns, [
+          "curl",
+          "-sS",
+          `http://${bed.host("w").address}:15020/metrics`,
+        ]);
+        for (
+          const part of [
+            'response_code="418",grpc_response_status="",response_flags="FI"',
+            'response_code="429",grpc_response_status="",response_flags="RL"',
+            'response_code="504",grpc_response_status="",response_flags="UT"',
+            'request_protocol="grpc",response_code="200",grpc_response_status="0"',
+            'destination_workload="l7-v2"',
+          ]
+        ) assertIncludes(m.stdout, part);
+      },
+    );
+
+    await step(
       "metrics and readiness answer other hosts; the admin API does not",
       async () => {
         const run = (host: string, argv: string[]) => bed.run(bed.host(host).netns, argv);
@@ -872,8 +1126,9 @@ async function meshSteps(t: Deno.TestContext, bed: Bed, dir: string): Promise<vo
       },
     );
     await step("every ambit process stops cleanly on SIGTERM", async () => {
+      // Idle kept-alive connections may hold a ztunnel for its 5 s drain; it then exits 0.
       for (const [name, z] of mesh.ztunnels) {
-        assertEquals(await z.stop(), 0, `ztunnel host-${name}: ${z.log()}`);
+        assertEquals(await z.stop(15_000), 0, `ztunnel host-${name}: ${z.log()}`);
       }
       assertEquals(await mesh.waypoint!.stop(), 0, mesh.waypoint!.log());
       assertEquals(await mesh.ca!.stop(), 0, mesh.ca!.log());
