@@ -109,12 +109,30 @@ export class HttpMetrics {
 
   /** Records one finished request. */
   observe(o: RequestObservation): void {
-    const labels = requestLabelSet(o.labels);
-    const key = Object.values(labels).join("\u0000");
+    const l = o.labels;
+    // The label set is built only for a new series; the key is made of what varies.
+    const key = [
+      l.source.principal,
+      l.source.workload,
+      l.source.namespace,
+      l.source.app,
+      l.source.version,
+      l.destination.principal,
+      l.destination.workload,
+      l.destination.namespace,
+      l.destination.app,
+      l.destination.version,
+      l.service?.host ?? "",
+      l.protocol,
+      l.responseCode,
+      l.grpcStatus ?? "",
+      l.responseFlags,
+      l.securityPolicy,
+    ].join("\u0000");
     let s = this.#series.get(key);
     if (!s) {
       s = {
-        labels,
+        labels: requestLabelSet(l),
         requests: 0,
         duration: new Array(DURATION_BUCKETS_MS.length + 1).fill(0),
         durationSum: 0,

@@ -152,6 +152,20 @@ async function applyExtensions(
   return delayMs > 0 ? { delayMs } : undefined;
 }
 
+const jwtRuleCache = new WeakMap<Snapshot, Map<string, ReturnType<typeof jwtRulesOf>>>();
+
+/** The JWT rules for a service at a waypoint, computed once per snapshot. */
+function jwtRulesFor(s: Snapshot, service: string, waypoint: string) {
+  let m = jwtRuleCache.get(s);
+  if (!m) jwtRuleCache.set(s, m = new Map());
+  const key = `${service}|${waypoint}`;
+  let rules = m.get(key);
+  if (!rules) {
+    m.set(key, rules = jwtRulesOf(requestAuthenticationsForService(s, service, waypoint)));
+  }
+  return rules;
+}
+
 /** Caches an L7PolicyCache per snapshot. */
 export function policyCacheFor(): (s: Snapshot) => L7PolicyCache {
   let last: { s: Snapshot; c: L7PolicyCache } | undefined;
@@ -174,7 +188,7 @@ export async function planRequest(
   let headers = req.headers;
 
   // 1. RequestAuthentication: a token present must verify; none is fine here.
-  const rules = jwtRulesOf(requestAuthenticationsForService(snapshot, service.key, wp.key));
+  const rules = jwtRulesFor(snapshot, service.key, wp.key);
   let auth;
   if (rules.length > 0) {
     const r = await env.jwt.authenticate(rules, {
