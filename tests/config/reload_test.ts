@@ -53,7 +53,8 @@ async function writeAtomic(path: string, text: string): Promise<void> {
   await Deno.rename(`${path}.tmp`, path);
 }
 
-const portOf = (store: ConfigStore) => store.current.services.get("shop/web")!.ports[0].port;
+// Undefined while a half-written file briefly has no Service (the writes below are not atomic).
+const portOf = (store: ConfigStore) => store.current.services.get("shop/web")?.ports[0].port;
 
 Deno.test("reload applies a valid change to a watched file", async () => {
   const dir = await meshDir();
