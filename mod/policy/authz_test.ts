@@ -1,5 +1,4 @@
 import { assertEquals, assertOk } from "../../tests/_util/asserts.ts";
-import { resourcesOf } from "../config/_testing.ts";
 import { compileSourcesSync } from "../config/compile.ts";
 import type { Resource } from "../config/kind.ts";
 import type { Snapshot } from "../config/snapshot.ts";
@@ -13,46 +12,10 @@ import {
   policiesForWorkload,
   stringMatch,
 } from "./authz.ts";
+import { allow, ap, cond, deny, from, type Obj, raw, to, when } from "./_testing.ts";
 
 // ---------------------------------------------------------------------------
 // Fixtures
-
-type Obj = Record<string, unknown>;
-
-/** An AuthorizationPolicy checked by the real schema (JSON is YAML). */
-function ap(name: string, spec: Obj, opts: { ns?: string; annotations?: Obj } = {}): Resource {
-  const metadata: Obj = { name, namespace: opts.ns ?? "shop" };
-  if (opts.annotations) metadata.annotations = opts.annotations;
-  const [r] = resourcesOf(JSON.stringify({
-    apiVersion: "security.istio.io/v1",
-    kind: "AuthorizationPolicy",
-    metadata,
-    spec,
-  }));
-  return r;
-}
-
-/** A policy the schema would refuse (CUSTOM, bare service accounts): built by hand. */
-function raw(name: string, spec: Obj, ns = "shop"): Resource {
-  return {
-    apiVersion: "security.istio.io/v1",
-    kind: "AuthorizationPolicy",
-    metadata: { name, namespace: ns, labels: {}, annotations: {} },
-    spec,
-    source: { file: "raw", line: 1, doc: 0 },
-  };
-}
-
-const from = (...sources: Obj[]): Obj => ({ from: sources.map((source) => ({ source })) });
-const to = (...operations: Obj[]): Obj => ({ to: operations.map((operation) => ({ operation })) });
-const cond = (key: string, values?: string[], notValues?: string[]): Obj => ({
-  key,
-  ...(values ? { values } : {}),
-  ...(notValues ? { notValues } : {}),
-});
-const when = (...conditions: Obj[]): Obj => ({ when: conditions });
-const allow = (...rules: Obj[]): Obj => ({ action: "ALLOW", rules });
-const deny = (...rules: Obj[]): Obj => ({ action: "DENY", rules });
 
 const id = (ns: string, sa: string) => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
 /** shop/web over mTLS from 10.1.0.5 to 10.2.0.7:8080. */
