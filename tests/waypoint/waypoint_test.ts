@@ -8,47 +8,13 @@ import http2 from "node:http2";
 import net from "node:net";
 import { assertEquals, assertEventually, assertIncludes } from "../_util/asserts.ts";
 import { addressBlock, testMesh } from "../ztunnel/_mesh.ts";
+import { meshHead } from "./_mesh_head.ts";
 
 const id = (sa: string) => `spiffe://ambit.test/ns/apps/sa/${sa}`;
 
 function config(a: (n: number, h: number) => string, extra = ""): string {
   return `
-apiVersion: ambit.io/v1alpha1
-kind: Mesh
-metadata: { name: mesh }
-spec: { trustDomain: ambit.test }
----
-apiVersion: ambit.io/v1alpha1
-kind: Node
-metadata: { name: node-a }
-spec: { address: ${a(1, 1)} }
----
-apiVersion: ambit.io/v1alpha1
-kind: Node
-metadata: { name: node-b }
-spec: { address: ${a(2, 1)}, outbound: { vips: false } }
----
-apiVersion: v1
-kind: Namespace
-metadata: { name: apps, labels: { istio.io/dataplane-mode: ambient } }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: waypoint
-  namespace: apps
-  labels: { istio.io/waypoint-for: service }
-  annotations: { ambit.io/node: node-b }
-spec:
-  gatewayClassName: istio-waypoint
-  addresses: [{ type: IPAddress, value: ${a(2, 100)} }]
-  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: client, namespace: apps }
-spec: { node: node-a, address: ${a(1, 10)}, serviceAccount: client, labels: { app: client } }
----
+${meshHead(a)}---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: { name: web, namespace: apps }
