@@ -290,3 +290,47 @@ export async function run(cmd: string, args: readonly string[], cwd?: string): P
   if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed (exit ${out.code}):\n${text}`);
   return text;
 }
+
+/**
+ * Runs a benchmark's `main(root)` in a fresh temporary directory: every
+ * child is stopped and the directory removed (unless `keep`) however it
+ * ends (return, throw, SIGINT, SIGTERM, unhandled rejection); exits with
+ * `main`'s code.
+ */
+export async function runBenchmark(
+  name: string,
+  main: (root: string) => Promise<number>,
+  keep = false,
+): Promise<never> {
+  const root = await Deno.makeTempDir({ prefix: `ambit-${name}-` });
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    cleaning ??= (async () => {
+      await stopAllChildren();
+      if (!keep) await Deno.remove(root, { recursive: true }).catch(() => {});
+    })();
+  let stopping = false;
+  const bail = (why: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`\n${why}: stopping the children${keep ? "" : ` and removing ${root}`}`);
+    cleanup().finally(() => Deno.exit(code));
+  };
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(sig, () => bail(sig, 130));
+  }
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    console.error(e.reason);
+    bail("unhandled rejection", 1);
+  });
+  let code = 1;
+  try {
+    code = await main(root);
+  } catch (e) {
+    if (!stopping) console.error(`${name}: ${(e as Error).stack ?? e}`);
+  } finally {
+    await cleanup();
+  }
+  Deno.exit(code);
+}

@@ -61,7 +61,7 @@ import {
   type Proc,
   rssBytes,
   run,
-  stopAllChildren,
+  runBenchmark,
 } from "./_bench_proc.ts";
 
 const THROUGHPUT_TARGET = 0.5;
@@ -742,36 +742,4 @@ async function main(root: string): Promise<number> {
   return targets.every((t) => t.met) && problems.length === 0 ? 0 : 1;
 }
 
-if (import.meta.main) {
-  const root = await Deno.makeTempDir({ prefix: "ambit-bench-dataplane-" });
-  let cleaning: Promise<void> | undefined;
-  const cleanup = () =>
-    cleaning ??= (async () => {
-      await stopAllChildren();
-      if (!values.keep) await Deno.remove(root, { recursive: true }).catch(() => {});
-    })();
-  let stopping = false;
-  const bail = (why: string, code: number) => {
-    if (stopping) return;
-    stopping = true;
-    console.error(`\n${why}: stopping the children${values.keep ? "" : ` and removing ${root}`}`);
-    cleanup().finally(() => Deno.exit(code));
-  };
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(sig, () => bail(sig, 130));
-  }
-  globalThis.addEventListener("unhandledrejection", (e) => {
-    e.preventDefault();
-    console.error(e.reason);
-    bail("unhandled rejection", 1);
-  });
-  let code = 1;
-  try {
-    code = await main(root);
-  } catch (e) {
-    if (!stopping) console.error(`bench_dataplane: ${(e as Error).stack ?? e}`);
-  } finally {
-    await cleanup();
-  }
-  Deno.exit(code);
-}
+if (import.meta.main) await runBenchmark("bench-dataplane", main, values.keep);

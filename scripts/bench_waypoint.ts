@@ -46,7 +46,7 @@
  * net.ipv4.ip_unprivileged_port_start) for the Services' port 80.
  */
 import { parseArgs } from "node:util";
-import { LineChild, Proc, rssBytes, run, stopAllChildren } from "./_bench_proc.ts";
+import { LineChild, Proc, rssBytes, run, runBenchmark } from "./_bench_proc.ts";
 import { HTTP_LATENCY_CLIENT_PY } from "./_bench_waypoint_http_py.ts";
 import {
   type Addresses,
@@ -804,36 +804,4 @@ async function main(root: string): Promise<number> {
   return targets.every((t) => t.met) && problems.length === 0 ? 0 : 1;
 }
 
-if (import.meta.main) {
-  const root = await Deno.makeTempDir({ prefix: "ambit-bench-waypoint-" });
-  let cleaning: Promise<void> | undefined;
-  const cleanup = () =>
-    cleaning ??= (async () => {
-      await stopAllChildren();
-      if (!values.keep) await Deno.remove(root, { recursive: true }).catch(() => {});
-    })();
-  let stopping = false;
-  const bail = (why: string, code: number) => {
-    if (stopping) return;
-    stopping = true;
-    console.error(`\n${why}: stopping the children${values.keep ? "" : ` and removing ${root}`}`);
-    cleanup().finally(() => Deno.exit(code));
-  };
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(sig, () => bail(sig, 130));
-  }
-  globalThis.addEventListener("unhandledrejection", (e) => {
-    e.preventDefault();
-    console.error(e.reason);
-    bail("unhandled rejection", 1);
-  });
-  let code = 1;
-  try {
-    code = await main(root);
-  } catch (e) {
-    if (!stopping) console.error(`bench_waypoint: ${(e as Error).stack ?? e}`);
-  } finally {
-    await cleanup();
-  }
-  Deno.exit(code);
-}
+if (import.meta.main) await runBenchmark("bench-waypoint", main, values.keep);
