@@ -6,8 +6,10 @@
  */
 import { ConfigStore } from "../config/store.ts";
 import { localView, UnknownNodeError } from "../ztunnel/local_view.ts";
-import { Ztunnel } from "../ztunnel/ztunnel.ts";
-import { Waypoint } from "../waypoint/waypoint.ts";
+// The roles are loaded only by the command that runs them: a ztunnel does
+// not carry the waypoint's code (routes, JWT) in memory, nor the reverse.
+import type { Ztunnel } from "../ztunnel/ztunnel.ts";
+import type { Waypoint } from "../waypoint/waypoint.ts";
 import { adminAddress, certSource, IDENTITY_OPTIONS } from "./identity_opts.ts";
 import { type Command, type Context, EXIT_OK, requireOption, UsageError } from "./command.ts";
 import { untilStopSignal } from "./signals.ts";
@@ -96,6 +98,7 @@ readiness turns 500, listeners close, live connections get --drain to finish.`,
       });
       const src = await certSource(ctx, store.current, logger);
       closeSource = src.close;
+      const { Ztunnel } = await import("../ztunnel/ztunnel.ts");
       z = await Ztunnel.start({
         store,
         node,
@@ -214,6 +217,7 @@ ambit.io/node).`,
       }
       src = await certSource(ctx, store.current, logger);
       const requests = logger.child({ component: "access" });
+      const { Waypoint } = await import("../waypoint/waypoint.ts");
       w = await Waypoint.start({
         store,
         name,

@@ -32,11 +32,10 @@ import { type ProbeServer, type Readiness, serveMetrics, serveReadiness } from "
 import type { Family } from "../telemetry/prometheus.ts";
 import { quietTelemetry, type Telemetry } from "../telemetry/telemetry.ts";
 import { VERSION } from "../version.ts";
-import { type DnsServer, serveDns } from "../dns/server.ts";
+import type { DnsServer } from "../dns/server.ts";
 import { meshNamesFor } from "../dns/names.ts";
-import { Upstream } from "../dns/upstream.ts";
-import { serveSocks5, type Socks5Server } from "./socks5.ts";
-import { type HttpProxyServer, serveHttpProxy } from "./http_proxy.ts";
+import type { Socks5Server } from "./socks5.ts";
+import type { HttpProxyServer } from "./http_proxy.ts";
 import { proxyFamilies } from "./proxy_metrics.ts";
 
 /** Options for {@link Ztunnel.start}. */
@@ -401,7 +400,10 @@ export class Ztunnel {
   async #startHostListeners(): Promise<void> {
     const o = this.options;
     const log = o.logger;
+    // Loaded only when enabled: an off listener costs no memory.
     if (o.dns) {
+      const { serveDns } = await import("../dns/server.ts");
+      const { Upstream } = await import("../dns/upstream.ts");
       const at = { ip: o.dns.hostname, port: o.dns.port };
       this.#dns = await serveDns({
         udp: at,
@@ -414,6 +416,7 @@ export class Ztunnel {
     }
     const connector = this.#outbound!.connector;
     if (o.socks5) {
+      const { serveSocks5 } = await import("./socks5.ts");
       this.#socks5 = await serveSocks5({
         listen: { ip: o.socks5.hostname, port: o.socks5.port },
         connector,
@@ -421,6 +424,7 @@ export class Ztunnel {
       });
     }
     if (o.httpProxy) {
+      const { serveHttpProxy } = await import("./http_proxy.ts");
       this.#httpProxy = await serveHttpProxy({
         listen: { ip: o.httpProxy.hostname, port: o.httpProxy.port },
         connector,
