@@ -187,18 +187,28 @@ async function bindBoth(
   o: DnsServerOptions,
 ): Promise<{ udp?: Bound; tcp?: Bound }> {
   const shared = udpAt && tcpAt && udpAt.port === 0 && tcpAt.port === 0 && udpAt.ip === tcpAt.ip;
-  for (let attempt = 0;; attempt++) {
-    const udp = udpAt ? await listenUdp(core, udpAt) : undefined;
-    try {
-      const at = shared ? { ip: tcpAt.ip, port: udp!.address.port } : tcpAt;
-      const tcp = at ? await listenTcp(core, at, o) : undefined;
-      return { udp, tcp };
-    } catch (e) {
-      await udp?.close();
-      // With port 0, UDP's free port may be taken for TCP: pick another pair.
-      const inUse = (e as { cause?: { code?: string } }).cause?.code === "EADDRINUSE";
-      if (!(shared && inUse && attempt < 8)) throw e;
+  // UDP sockets whose port was taken for TCP stay open until the end, so the
+  // kernel does not hand the same port out again.
+  const rejected: Bound[] = [];
+  try {
+    for (let attempt = 0;; attempt++) {
+      const udp = udpAt ? await listenUdp(core, udpAt) : undefined;
+      try {
+        const at = shared ? { ip: tcpAt.ip, port: udp!.address.port } : tcpAt;
+        const tcp = at ? await listenTcp(core, at, o) : undefined;
+        return { udp, tcp };
+      } catch (e) {
+        // With port 0, UDP's free port may be taken for TCP: pick another pair.
+        const inUse = (e as { cause?: { code?: string } }).cause?.code === "EADDRINUSE";
+        if (!(shared && inUse && attempt < 16)) {
+          await udp?.close();
+          throw e;
+        }
+        if (udp) rejected.push(udp);
+      }
     }
+  } finally {
+    await Promise.all(rejected.map((b) => b.close()));
   }
 }
 
