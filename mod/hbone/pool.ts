@@ -3,26 +3,26 @@
  * (source identity, expected destination identities, next hop), carrying
  * many CONNECT streams each (up to a cap, then another connection). Concurrent
  * first requests for one key share one handshake; connections without
- * streams close after an idle period; PINGs find dead peers.
+ * streams close after an idle period; PINGs find dead peers. TLS is
+ * node:tls (dial.ts), HTTP/2 ambit's own (h2/).
  *
  * @module
  */
-import http2 from "node:http2";
-import tls from "node:tls";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../log/logger.ts";
-import { spiffeIdOf, x509 } from "../identity/certs.ts";
-import { secureContextOptions, type TlsIdentity } from "../identity/tls.ts";
+import type { TlsIdentity } from "../identity/tls.ts";
 import { formatAuthority, type HostPort } from "./authority.ts";
+import { dialHbone } from "./dial.ts";
 import { TunnelError } from "./errors.ts";
+import { H2Connection } from "./h2/connection.ts";
+import type { H2Stream } from "./h2/stream.ts";
 import {
   CLIENT_SETTINGS,
   CONNECTION_WINDOW,
   DEFAULT_KEEPALIVE,
   type KeepaliveOptions,
+  useNodeHttp2,
 } from "./settings.ts";
-import { keepalive } from "./server.ts";
-import { sniForIdentity } from "./sni.ts";
 
 /** What to open a tunnel to, and as whom. */
 export interface TunnelRequest {
@@ -67,8 +67,8 @@ interface Conn {
   streams: number;
   maxStreams: number;
   dead: boolean;
-  ready: Promise<http2.ClientHttp2Session>;
-  session?: http2.ClientHttp2Session;
+  ready: Promise<H2Connection>;
+  h2?: H2Connection;
   peerIdentity?: string;
   idle?: ReturnType<typeof setTimeout>;
 }
@@ -86,7 +86,10 @@ export class HbonePool {
   #closed = false;
   readonly stats: HbonePoolStats = { handshakes: 0, handshakeFailures: 0, streamsOpened: 0 };
 
-  constructor(readonly options: HbonePoolOptions) {}
+  constructor(readonly options: HbonePoolOptions) {
+    // A/B measurement only: the same API on node:http2 (pool_node.ts).
+    if (NodeHbonePool) return new NodeHbonePool(options) as unknown as HbonePool;
+  }
 
   /** Open connections, over all keys. */
   get connections(): number {
@@ -113,20 +116,16 @@ export class HbonePool {
       formatAuthority(req.nextHop)
     }`;
     const { conn, fresh } = this.#acquire(key, req);
-    let session: http2.ClientHttp2Session;
+    let h2: H2Connection;
     try {
-      session = await conn.ready;
+      h2 = await conn.ready;
     } catch (e) {
       this.#release(conn);
       throw e;
     }
-    let stream: http2.ClientHttp2Stream;
+    let stream: H2Stream;
     try {
-      stream = session.request({
-        ":method": "CONNECT",
-        ":authority": req.authority,
-        ...req.headers,
-      }, { endStream: false });
+      stream = h2.request({ ":method": "CONNECT", ":authority": req.authority, ...req.headers });
     } catch (e) {
       this.#release(conn);
       conn.dead = true;
@@ -134,45 +133,11 @@ export class HbonePool {
     }
     this.stats.streamsOpened++;
     stream.once("close", () => this.#release(conn));
-    return await new Promise<ClientTunnel>((resolve, reject) => {
-      const onError = (err: Error) => {
-        reject(
-          new TunnelError("connect_failed", `stream to ${req.authority} failed: ${err.message}`),
-        );
-      };
-      stream.once("error", onError);
-      stream.once("close", () => {
-        reject(
-          new TunnelError("connect_failed", `stream to ${req.authority} closed before an answer`),
-        );
-      });
-      stream.once("response", (headers) => {
-        const status = Number(headers[":status"]);
-        if (status === 200) {
-          stream.off("error", onError);
-          stream.on("error", () => {});
-          resolve({ stream, peerIdentity: conn.peerIdentity!, newConnection: fresh });
-          return;
-        }
-        let body = "";
-        stream.setEncoding("utf8");
-        stream.on("data", (d: string) => {
-          if (body.length < 512) body += d;
-        });
-        const done = () =>
-          reject(
-            new TunnelError(
-              "peer_status",
-              `${req.nextHop.ip} answered ${status} for ${req.authority}${
-                body ? `: ${body.trim()}` : ""
-              }`,
-              status,
-            ),
-          );
-        stream.once("end", done);
-        stream.once("close", done);
-      });
-    });
+    return await answer(stream, req, () => ({
+      stream,
+      peerIdentity: conn.peerIdentity!,
+      newConnection: fresh,
+    }));
   }
 
   /** Closes every connection. */
@@ -182,7 +147,7 @@ export class HbonePool {
       for (const c of list) {
         c.dead = true;
         clearTimeout(c.idle);
-        c.session?.destroy();
+        c.h2?.destroy();
       }
     }
     this.#conns.clear();
@@ -223,7 +188,7 @@ export class HbonePool {
       if (conn.streams > 0) return;
       conn.dead = true;
       this.#drop(conn);
-      conn.session?.close();
+      conn.h2?.close();
     }, this.options.idleTimeoutMs ?? 300_000);
   }
 
@@ -235,7 +200,7 @@ export class HbonePool {
     if (list.length === 0) this.#conns.delete(conn.key);
   }
 
-  async #connect(conn: Conn, req: TunnelRequest): Promise<http2.ClientHttp2Session> {
+  async #connect(conn: Conn, req: TunnelRequest): Promise<H2Connection> {
     const log = this.options.logger;
     let id: TlsIdentity;
     try {
@@ -247,121 +212,103 @@ export class HbonePool {
       );
     }
     this.stats.handshakes++;
-    const socket = tls.connect({
-      ...secureContextOptions(id, this.options.rootsPem()),
-      host: req.nextHop.ip,
-      port: req.nextHop.port,
-      servername: sniForIdentity(req.expected[0]),
-      ALPNProtocols: ["h2"],
-      rejectUnauthorized: false,
-      // Names are not checked, identities are (verifyServer).
-      checkServerIdentity: () => undefined,
-    });
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 30_000);
     const hop = formatAuthority(req.nextHop);
+    let dialed;
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(
-            new TunnelError(
-              "connect_failed",
-              `no TLS handshake with ${hop} within ${this.options.connectTimeoutMs ?? 10_000} ms`,
-            ),
-          );
-        }, this.options.connectTimeoutMs ?? 10_000);
-        socket.once("secureConnect", () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        socket.once("error", (err: Error & { code?: string }) => {
-          clearTimeout(timer);
-          const tlsErr = /SSL|TLS|alert|handshake/i.test(`${err.code} ${err.message}`);
-          reject(
-            new TunnelError(
-              tlsErr ? "tls_failure" : "connect_failed",
-              `${tlsErr ? "TLS handshake with" : "cannot connect to"} ${hop}: ${err.message}`,
-            ),
-          );
-        });
-        socket.once("close", () => {
-          clearTimeout(timer);
-          reject(new TunnelError("tls_failure", `${hop} closed the connection during TLS`));
-        });
+      dialed = await dialHbone({
+        identity: id,
+        rootsPem: this.options.rootsPem(),
+        nextHop: req.nextHop,
+        expected: req.expected,
+        timeoutMs: this.options.connectTimeoutMs ?? 10_000,
       });
-      conn.peerIdentity = verifyServer(socket, req.expected, hop);
     } catch (e) {
       this.stats.handshakeFailures++;
-      socket.destroy();
       log.warn("HBONE connection failed", { peer: hop, error: (e as Error).message });
       throw e;
     }
-    const session = http2.connect(`https://${hop}`, {
-      createConnection: () => socket,
+    conn.peerIdentity = dialed.peerIdentity;
+    const max = conn.maxStreams;
+    const h2 = new H2Connection(dialed.socket, {
+      role: "client",
       settings: CLIENT_SETTINGS,
-      maxSessionMemory: 64,
+      connectionWindow: CONNECTION_WINDOW,
+      keepalive: this.options.keepalive ?? DEFAULT_KEEPALIVE,
+      onDead: () => log.warn("HBONE peer stopped answering PINGs; closing", { peer: hop }),
+      onSettings: (s) => {
+        conn.maxStreams = Math.min(max, s.maxConcurrentStreams);
+      },
+      onGoaway: () => {
+        conn.dead = true;
+        this.#drop(conn);
+      },
+      onClose: (err) => {
+        conn.dead = true;
+        clearTimeout(conn.idle);
+        this.#drop(conn);
+        if (err) log.debug("HBONE session error", { peer: hop, error: err.message });
+      },
     });
-    conn.session = session;
-    session.on(
-      "error",
-      (err) => log.debug("HBONE session error", { peer: hop, error: err.message }),
-    );
-    const stop = keepalive(session, this.options.keepalive ?? DEFAULT_KEEPALIVE, () => {
-      log.warn("HBONE peer stopped answering PINGs; closing", { peer: hop });
-    });
-    session.once("close", () => {
-      stop();
-      conn.dead = true;
-      clearTimeout(conn.idle);
-      this.#drop(conn);
-    });
-    session.once("goaway", () => {
-      conn.dead = true;
-      this.#drop(conn);
-    });
-    session.once("remoteSettings", (s) => {
-      if (s.maxConcurrentStreams !== undefined) {
-        conn.maxStreams = Math.min(conn.maxStreams, s.maxConcurrentStreams);
-      }
-    });
-    await new Promise<void>((resolve, reject) => {
-      if (session.connecting === false) return resolve();
-      session.once("connect", () => resolve());
-      session.once(
-        "error",
-        (err) => reject(new TunnelError("connect_failed", `HTTP/2 with ${hop}: ${err.message}`)),
-      );
-    });
-    try {
-      session.setLocalWindowSize(CONNECTION_WINDOW);
-    } catch { /* closed */ }
-    return session;
+    conn.h2 = h2;
+    return h2;
   }
 }
 
-/** The server's SPIFFE ID after checking chain and expected identity. */
-function verifyServer(socket: tls.TLSSocket, expected: readonly string[], hop: string): string {
-  const cert = socket.getPeerCertificate();
-  let id: string | undefined;
-  try {
-    id = cert?.raw
-      ? spiffeIdOf(new x509.X509Certificate(new Uint8Array(cert.raw).slice()))
-      : undefined;
-  } catch { /* stays undefined */ }
-  if (!socket.authorized) {
-    throw new TunnelError(
-      "tls_failure",
-      `server ${hop} (${id ?? "no SPIFFE ID"}) is not trusted: ${socket.authorizationError}`,
-    );
-  }
-  if (socket.alpnProtocol !== "h2") {
-    throw new TunnelError("tls_failure", `server ${hop} did not negotiate h2`);
-  }
-  if (id === undefined || !expected.includes(id)) {
-    throw new TunnelError(
-      "identity_mismatch",
-      `server ${hop} is ${id ?? "without a SPIFFE ID"}, expected ${expected.join(" or ")}`,
-    );
-  }
-  return id;
+/** The node:http2 pool, loaded only when selected (it costs memory otherwise). */
+const NodeHbonePool = useNodeHttp2() ? (await import("./pool_node.ts")).NodeHbonePool : null;
+
+/**
+ * Waits for the answer to a CONNECT: resolves with `tunnel()` on 200,
+ * rejects with `peer_status` (status and body text) on anything else, and
+ * with `connect_failed` when the stream fails or closes first.
+ */
+function answer(
+  stream: H2Stream,
+  req: TunnelRequest,
+  tunnel: () => ClientTunnel,
+): Promise<ClientTunnel> {
+  return new Promise<ClientTunnel>((resolve, reject) => {
+    const onError = (err: Error) => {
+      reject(
+        new TunnelError("connect_failed", `stream to ${req.authority} failed: ${err.message}`),
+      );
+    };
+    const onClose = () => {
+      reject(
+        new TunnelError("connect_failed", `stream to ${req.authority} closed before an answer`),
+      );
+    };
+    stream.once("error", onError);
+    stream.once("close", onClose);
+    stream.onResponse = (status) => {
+      stream.onResponse = null;
+      if (status === 200) {
+        stream.off("error", onError);
+        stream.off("close", onClose);
+        stream.on("error", () => {});
+        resolve(tunnel());
+        return;
+      }
+      let body = "";
+      stream.setEncoding("utf8");
+      stream.on("data", (d: string) => {
+        if (body.length < 512) body += d;
+      });
+      const done = () => {
+        reject(
+          new TunnelError(
+            "peer_status",
+            `${req.nextHop.ip} answered ${status} for ${req.authority}${
+              body ? `: ${body.trim()}` : ""
+            }`,
+            status,
+          ),
+        );
+        // The answer is complete: nothing will be sent on this stream.
+        stream.destroy();
+      };
+      stream.once("end", done);
+      stream.once("close", done);
+    };
+  });
 }

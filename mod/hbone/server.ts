@@ -3,7 +3,9 @@
  * CONNECT streams, one per proxied TCP connection. It authenticates the
  * peer (chain to the trust bundle, a workload SPIFFE ID in the trust
  * domain) before any stream is handled, then hands each CONNECT to
- * `onTunnel`, which decides (policy, upstream) and answers.
+ * `onTunnel`, which decides (policy, upstream) and answers. TLS is
+ * node:tls; HTTP/2 is ambit's own (h2/, RFC 9113), which costs a fraction of
+ * node:http2's CPU per byte (`AMBIT_HBONE_H2=node` selects node:http2 for A/B).
  *
  * Certificate choice: an ambit client sends an SNI naming the identity it
  * expects (sni.ts); a client without SNI (Istio's ztunnel, other stacks)
@@ -12,18 +14,22 @@
  *
  * @module
  */
-import http2 from "node:http2";
 import tls from "node:tls";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../log/logger.ts";
 import { peerIdentity, secureContextOptions, type TlsIdentity } from "../identity/tls.ts";
 import type { HostPort } from "./authority.ts";
 import { FAILURES, type TunnelFailure } from "./errors.ts";
+import { H2Connection } from "./h2/connection.ts";
+import { ErrorCode } from "./h2/errors.ts";
+import type { H2Headers } from "./h2/headers.ts";
+import type { H2Stream } from "./h2/stream.ts";
 import {
   CONNECTION_WINDOW,
   DEFAULT_KEEPALIVE,
   type KeepaliveOptions,
   SERVER_SETTINGS,
+  useNodeHttp2,
 } from "./settings.ts";
 
 /** A certificate with a stable key for caching its TLS context. */
@@ -36,7 +42,7 @@ export interface ServingCert extends TlsIdentity {
 export interface ServerTunnel {
   readonly method: string;
   readonly authority: string | undefined;
-  readonly headers: http2.IncomingHttpHeaders;
+  readonly headers: Readonly<H2Headers>;
   /** The client's verified SPIFFE ID. */
   readonly peerIdentity: string;
   /** The client's TCP address (its node). */
@@ -83,8 +89,8 @@ export interface HboneServerStats {
 
 /** A listening HBONE server. */
 export class HboneServer {
-  #server: http2.Http2SecureServer;
-  #sessions = new Set<http2.ServerHttp2Session>();
+  #server: tls.Server;
+  #conns = new Map<H2Connection, ConnState>();
   #contexts = new Map<string, tls.SecureContext>();
   #defaultKey = "";
   readonly stats: HboneServerStats = {
@@ -97,14 +103,12 @@ export class HboneServer {
 
   private constructor(readonly options: HboneServerOptions) {
     const def = options.certificateFor(undefined);
-    this.#server = http2.createSecureServer({
+    this.#server = tls.createServer({
       ...(def ? secureContextOptions(def, options.rootsPem()) : {}),
       requestCert: true,
       rejectUnauthorized: false,
       ALPNProtocols: ["h2"],
-      allowHTTP1: false,
       handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
-      settings: SERVER_SETTINGS,
       SNICallback: (name, cb) => {
         const c = options.certificateFor(name);
         cb(null, c ? this.#context(c) : undefined);
@@ -116,26 +120,24 @@ export class HboneServer {
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 30_000);
     });
-    this.#server.on("session", (s) => this.#onSession(s));
-    this.#server.on("stream", (stream, headers) => this.#onStream(stream, headers));
-    this.#server.on("unknownProtocol", (socket: tls.TLSSocket) => {
-      this.stats.handshakeFailures++;
-      options.logger.debug("HBONE client did not negotiate h2; closing", {
-        peer: socket.remoteAddress,
-      });
-      socket.destroy();
-    });
+    this.#server.on("secureConnection", (socket: tls.TLSSocket) => this.#onSecure(socket));
     this.#server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
       this.stats.handshakeFailures++;
       options.logger.debug("HBONE TLS handshake failed", {
         peer: socket?.remoteAddress,
         error: err.message,
       });
+      // Deno's node:tls leaves the socket open after a handshake timeout.
+      socket?.destroy();
     });
   }
 
   /** Binds the listener; rejects when the address is taken or not local. */
   static async listen(options: HboneServerOptions): Promise<HboneServer> {
+    if (NodeHboneServer) {
+      // A/B measurement only: the same API on node:http2 (server_node.ts).
+      return await NodeHboneServer.listen(options) as unknown as HboneServer;
+    }
     const s = new HboneServer(options);
     await new Promise<void>((resolve, reject) => {
       s.#server.once("error", (e: Error) =>
@@ -174,22 +176,22 @@ export class HboneServer {
 
   /** Open connections. */
   get sessions(): number {
-    return this.#sessions.size;
+    return this.#conns.size;
   }
 
   /** Open streams over all connections. */
   get openStreams(): number {
     let n = 0;
-    for (const s of this.#sessions) n += sessionStates.get(s)?.streams ?? 0;
+    for (const s of this.#conns.values()) n += s.streams;
     return n;
   }
 
   /** Stops accepting; closes idle connections, and all of them when `force`. */
   async close(force = true): Promise<void> {
     const closed = new Promise<void>((r) => this.#server.close(() => r()));
-    for (const s of this.#sessions) {
-      if (force) s.destroy();
-      else s.close();
+    for (const c of [...this.#conns.keys()]) {
+      if (force) c.destroy();
+      else c.close();
     }
     await closed;
   }
@@ -206,9 +208,16 @@ export class HboneServer {
     return ctx;
   }
 
-  #onSession(session: http2.ServerHttp2Session): void {
-    const socket = session.socket as tls.TLSSocket;
+  /** A TLS handshake finished: check the peer, then speak HTTP/2. */
+  #onSecure(socket: tls.TLSSocket): void {
     const log = this.options.logger;
+    socket.on("error", () => {});
+    if (socket.alpnProtocol !== "h2") {
+      this.stats.handshakeFailures++;
+      log.debug("HBONE client did not negotiate h2; closing", { peer: socket.remoteAddress });
+      socket.destroy();
+      return;
+    }
     let identity: string;
     try {
       identity = peerIdentity(socket, this.options.trustDomain());
@@ -218,61 +227,56 @@ export class HboneServer {
         peer: `${socket.remoteAddress}:${socket.remotePort}`,
         error: (e as Error).message,
       });
-      session.destroy();
       socket.destroy();
       return;
     }
-    identities.set(session, identity);
-    const state: SessionState = { streams: 0, armIdle: () => {} };
-    sessionStates.set(session, state);
-    this.#sessions.add(session);
     this.stats.sessions++;
-    try {
-      session.setLocalWindowSize(CONNECTION_WINDOW);
-    } catch { /* closed already */ }
-    const stopKeepalive = keepalive(session, this.options.keepalive ?? DEFAULT_KEEPALIVE, () => {
-      log.info("HBONE client stopped answering PINGs; closing", { peer: identity });
+    const peer: HostPort = { ip: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+    const local: HostPort = { ip: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+    const state: ConnState = { identity, peer, local, streams: 0, armIdle: () => {} };
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const conn: H2Connection = new H2Connection(socket, {
+      role: "server",
+      settings: SERVER_SETTINGS,
+      connectionWindow: CONNECTION_WINDOW,
+      keepalive: this.options.keepalive ?? DEFAULT_KEEPALIVE,
+      onDead: () => log.info("HBONE client stopped answering PINGs; closing", { peer: identity }),
+      onSettings: (_s, first) => {
+        if (first) clearTimeout(preface);
+      },
+      onStream: (stream) => {
+        clearTimeout(idle);
+        this.#onStream(conn, state, stream);
+      },
+      onClose: (err) => {
+        clearTimeout(idle);
+        clearTimeout(preface);
+        this.#conns.delete(conn);
+        if (err) log.debug("HBONE session error", { peer: identity, error: err.message });
+      },
     });
+    this.#conns.set(conn, state);
     // A client that finished TLS but never sends its HTTP/2 preface and
-    // SETTINGS (or a first stream) holds a socket for nothing: drop it.
+    // SETTINGS holds a socket for nothing: drop it.
     const prefaceMs = this.options.handshakeTimeoutMs ?? 10_000;
     const preface = setTimeout(() => {
       log.info("HBONE client sent no HTTP/2 preface in time; closing", {
         peer: identity,
         timeoutMs: prefaceMs,
       });
-      session.destroy();
+      conn.destroy();
     }, prefaceMs);
-    session.once("remoteSettings", () => clearTimeout(preface));
-    let idle: ReturnType<typeof setTimeout> | undefined;
     const idleMs = this.options.idleTimeoutMs ?? 600_000;
-    const armIdle = () => {
+    state.armIdle = () => {
       clearTimeout(idle);
-      idle = setTimeout(() => session.close(), idleMs);
+      idle = setTimeout(() => conn.close(), idleMs);
     };
-    armIdle();
-    state.armIdle = armIdle;
-    session.on("stream", () => clearTimeout(idle));
-    session.on("error", (err) => log.debug("HBONE session error", { error: err.message }));
-    session.on("close", () => {
-      clearTimeout(idle);
-      clearTimeout(preface);
-      stopKeepalive();
-      this.#sessions.delete(session);
-    });
+    state.armIdle();
   }
 
-  #onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    const session = stream.session!;
-    const identity = identities.get(session);
-    if (identity === undefined) {
-      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-      return;
-    }
+  #onStream(conn: H2Connection, state: ConnState, stream: H2Stream): void {
     this.stats.streams++;
-    const state = sessionStates.get(session)!;
     state.streams++;
-    const socket = session.socket as tls.TLSSocket;
     const closers: (() => void)[] = [];
     let closed = false;
     stream.on("error", () => {});
@@ -280,16 +284,17 @@ export class HboneServer {
       closed = true;
       state.streams--;
       for (const fn of closers.splice(0)) fn();
-      if (!session.destroyed && state.streams === 0) state.armIdle();
+      if (!conn.closed && state.streams === 0) state.armIdle();
     });
     const stats = this.stats;
+    const headers = stream.headers;
     const tunnel: ServerTunnel = {
       method: String(headers[":method"] ?? ""),
       authority: headers[":authority"] as string | undefined,
       headers,
-      peerIdentity: identity,
-      peerAddress: { ip: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 },
-      localAddress: { ip: socket.localAddress ?? "", port: socket.localPort ?? 0 },
+      peerIdentity: state.identity,
+      peerAddress: state.peer,
+      localAddress: state.local,
       get closed() {
         return closed || stream.destroyed;
       },
@@ -299,18 +304,22 @@ export class HboneServer {
       },
       accept() {
         stats.accepted++;
-        stream.respond({ ":status": 200 });
+        stream.respond(200);
         return stream;
       },
       reject(failure, detail) {
         stats.rejected++;
         if (stream.destroyed || stream.headersSent) {
-          stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+          stream.close(ErrorCode.REFUSED_STREAM);
           return;
         }
         const status = FAILURES[failure].status || 503;
-        stream.respond({ ":status": status, "content-type": "text/plain" });
-        stream.end(`${FAILURES[failure].text}${detail ? `: ${detail}` : ""}\n`);
+        stream.respond(status, { "content-type": "text/plain" });
+        // A complete answer, then RST_STREAM(NO_ERROR): the client need not
+        // send the rest of its request (RFC 9113 §8.1), and the stream is freed.
+        stream.end(`${FAILURES[failure].text}${detail ? `: ${detail}` : ""}\n`, () => {
+          if (!stream.destroyed) stream.close(ErrorCode.NO_ERROR);
+        });
       },
     };
     try {
@@ -322,50 +331,18 @@ export class HboneServer {
   }
 }
 
-const identities = new WeakMap<http2.Http2Session, string>();
-
-/** The verified peer identity of an HBONE session (server or client side). */
-export function sessionIdentity(session: http2.Http2Session): string | undefined {
-  return identities.get(session);
-}
-
-interface SessionState {
+interface ConnState {
+  readonly identity: string;
+  readonly peer: HostPort;
+  readonly local: HostPort;
+  /** Streams whose Duplex has not closed yet. */
   streams: number;
   armIdle: () => void;
 }
 
-const sessionStates = new WeakMap<http2.Http2Session, SessionState>();
+/** The node:http2 server, loaded only when selected (it costs memory otherwise). */
+const NodeHboneServer = useNodeHttp2() ? (await import("./server_node.ts")).NodeHboneServer : null;
 
 function contextKey(c: ServingCert, roots: string): string {
   return `${c.serial}|${roots.length}|${roots.slice(-64)}`;
-}
-
-/**
- * PINGs `session` every `intervalMs`; destroys it when nothing was answered
- * for `timeoutMs`. Returns a stop function.
- */
-export function keepalive(
-  session: http2.Http2Session,
-  opts: KeepaliveOptions,
-  onDead: () => void,
-): () => void {
-  let lastAck = Date.now();
-  const timer = setInterval(() => {
-    if (session.destroyed || session.closed) {
-      clearInterval(timer);
-      return;
-    }
-    if (Date.now() - lastAck > opts.timeoutMs) {
-      clearInterval(timer);
-      onDead();
-      session.destroy();
-      return;
-    }
-    try {
-      session.ping((err) => {
-        if (!err) lastAck = Date.now();
-      });
-    } catch { /* too many outstanding pings: count as unanswered */ }
-  }, opts.intervalMs);
-  return () => clearInterval(timer);
 }

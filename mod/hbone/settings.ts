@@ -65,3 +65,20 @@ export const CLIENT_SETTINGS = {
   maxFrameSize: MAX_FRAME_SIZE,
   enablePush: false,
 } as const;
+
+/**
+ * Whether HBONE runs on Deno's `node:http2` instead of ambit's own HTTP/2
+ * (`AMBIT_HBONE_H2=node`), for A/B measurement. Read once.
+ */
+export function useNodeHttp2(): boolean {
+  if (nodeHttp2 === undefined) {
+    try {
+      nodeHttp2 = Deno.env.get("AMBIT_HBONE_H2") === "node";
+    } catch {
+      nodeHttp2 = false; // no --allow-env: the default
+    }
+  }
+  return nodeHttp2;
+}
+
+let nodeHttp2: boolean | undefined;
