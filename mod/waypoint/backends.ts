@@ -43,8 +43,18 @@ export class Backends {
     return out;
   }
 
-  /** The state for `svc` under `snapshot`'s DestinationRules. */
+  #bySnapshot = new WeakMap<Snapshot, Map<string, BackendState>>();
+
+  /** The state for `svc` under `snapshot`'s DestinationRules (worked out once per snapshot). */
   for(snapshot: Snapshot, svc: ServiceInfo): BackendState {
+    let m = this.#bySnapshot.get(snapshot);
+    if (!m) this.#bySnapshot.set(snapshot, m = new Map());
+    let st = m.get(svc.key);
+    if (!st) m.set(svc.key, st = this.#resolve(snapshot, svc));
+    return st;
+  }
+
+  #resolve(snapshot: Snapshot, svc: ServiceInfo): BackendState {
     const policy = trafficPolicyFor(snapshot, svc.hostname);
     const key = JSON.stringify(policy ?? {});
     const outlier = this.#outlier(svc.hostname, policy);
