@@ -60,9 +60,21 @@ import {
   LineChild,
   type Proc,
   rssBytes,
-  run,
   runBenchmark,
 } from "./_bench_proc.ts";
+import {
+  bareDenoRssMiB,
+  loadavg,
+  median,
+  mib,
+  parseNum,
+  r1,
+  r2,
+  r3,
+  type Row,
+  table,
+  tool,
+} from "./_bench_util.ts";
 
 const THROUGHPUT_TARGET = 0.5;
 const ADDED_P99_TARGET_MS = 1;
@@ -110,14 +122,6 @@ function parseSize(s: string, flag: string): number {
   return n;
 }
 
-function parseNum(s: string, flag: string, min: number, max: number): number {
-  const n = Number(s);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    throw new RangeError(`--${flag} "${s}" is not a number from ${min} to ${max}`);
-  }
-  return n;
-}
-
 const Q = values.quick;
 const pick = (v: string | undefined, full: string, quick: string) => v ?? (Q ? quick : full);
 const RUNS = parseNum(pick(values.runs, "5", "1"), "runs", 1, 100);
@@ -140,15 +144,6 @@ const PATHS: readonly PathName[] = ["direct", "stunnel", "ambit"];
 const APPS = BENCH_APPS;
 
 // --- statistics -------------------------------------------------------------------
-
-const median = (xs: readonly number[]): number => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)] : NaN;
-};
-const r1 = (x: number) => Math.round(x * 10) / 10;
-const r2 = (x: number) => Math.round(x * 100) / 100;
-const r3 = (x: number) => Math.round(x * 1000) / 1000;
-const mib = (b: number) => b / 2 ** 20;
 
 // --- one measurement of each kind ------------------------------------------------
 
@@ -414,21 +409,6 @@ async function measureTraffic(
 
 // --- summary and report ------------------------------------------------------------
 
-type Row = (string | number)[];
-
-function table(rows: Row[]): string {
-  const cell = (v: string | number) =>
-    typeof v === "number" && !Number.isFinite(v) ? "-" : String(v);
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => cell(r[c] ?? "").length)));
-  return rows.map((r, i) => {
-    const line = widths.map((w, c) =>
-      c === 0 ? cell(r[c] ?? "").padEnd(w) : cell(r[c] ?? "").padStart(w)
-    )
-      .join("  ");
-    return i === 0 ? `${line}\n${widths.map((w) => "-".repeat(w)).join("  ")}` : line;
-  }).join("\n");
-}
-
 function summarize(runs: RunRecord[]) {
   const per = <T>(f: (r: RunRecord) => T) => runs.map(f);
   const byPath = (f: (r: RunRecord, p: PathName) => number) =>
@@ -605,35 +585,6 @@ function targetsMet(s: Summary) {
 }
 
 // --- main ----------------------------------------------------------------------------
-
-/** The 1, 5 and 15 minute load averages: other work on the machine skews every number. */
-async function loadavg(): Promise<string> {
-  return (await Deno.readTextFile("/proc/loadavg").catch(() => "? ? ?")).split(" ").slice(0, 3)
-    .join(" ");
-}
-
-/** VmRSS of a Deno process that only waits: the runtime's share of a ztunnel's memory. */
-async function bareDenoRssMiB(): Promise<number> {
-  const c = new LineChild("bare deno", Deno.execPath(), [
-    "eval",
-    "console.log('ready'); await Deno.stdin.readable.getReader().read();",
-  ]);
-  try {
-    await c.line(30_000);
-    await new Promise((r) => setTimeout(r, 500));
-    return r1(mib((await rssBytes(c.pid)) ?? NaN));
-  } finally {
-    await c.stop();
-  }
-}
-
-async function tool(cmd: string, args: string[], hint: string): Promise<string> {
-  try {
-    return (await run(cmd, args)).split("\n").find((l) => /\d+\.\d+/.test(l))?.trim() ?? cmd;
-  } catch (e) {
-    throw new Error(`${cmd} is needed (${hint}): ${(e as Error).message.split("\n")[0]}`);
-  }
-}
 
 /** Everything that went wrong in some run (each also makes the exit status 1). */
 function problemsOf(runs: readonly RunRecord[]): string[] {

@@ -13,6 +13,7 @@
 import { parseArgs } from "node:util";
 import { addresses, PORTS, startAmbitPair, targets, writeMesh } from "./_bench_paths.ts";
 import { BENCH_APPS, benchClient, LineChild, stopAllChildren } from "./_bench_proc.ts";
+import { median, r2 } from "./_bench_util.ts";
 
 const { values } = parseArgs({
   options: {
@@ -26,12 +27,6 @@ const RUNS = Number(values.runs);
 const BYTES = Number(values.bytes) * 2 ** 20;
 const CONN_SECONDS = Number(values["conn-seconds"]);
 const APPS = BENCH_APPS;
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const r2 = (x: number) => Math.round(x * 100) / 100;
 
 async function main(root: string): Promise<void> {
   const a = addresses();

@@ -46,7 +46,7 @@
  * net.ipv4.ip_unprivileged_port_start) for the Services' port 80.
  */
 import { parseArgs } from "node:util";
-import { LineChild, Proc, rssBytes, run, runBenchmark } from "./_bench_proc.ts";
+import { LineChild, Proc, runBenchmark } from "./_bench_proc.ts";
 import { HTTP_LATENCY_CLIENT_PY } from "./_bench_waypoint_http_py.ts";
 import {
   type Addresses,
@@ -65,6 +65,19 @@ import {
   writeMesh,
 } from "./_bench_waypoint_paths.ts";
 import { runWrk, type WrkResult } from "./_bench_waypoint_wrk.ts";
+import {
+  bareDenoRssMiB,
+  loadavg,
+  median,
+  mib,
+  parseNum,
+  r1,
+  r2,
+  r3,
+  type Row,
+  table,
+  tool,
+} from "./_bench_util.ts";
 
 const ADDED_P99_TARGET_MS = 2;
 const VCPU_TARGET = 0.5;
@@ -93,14 +106,6 @@ if (values.help) {
   Deno.exit(0);
 }
 
-function parseNum(s: string, flag: string, min: number, max: number): number {
-  const n = Number(s);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    throw new RangeError(`--${flag} "${s}" is not a number from ${min} to ${max}`);
-  }
-  return n;
-}
-
 const Q = values.quick;
 const pick = (v: string | undefined, full: string, quick: string) => v ?? (Q ? quick : full);
 const RUNS = parseNum(pick(values.runs, "3", "1"), "runs", 1, 100);
@@ -118,14 +123,6 @@ const SIZE = 1024;
 
 // --- statistics -------------------------------------------------------------------
 
-const median = (xs: readonly number[]): number => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)] : NaN;
-};
-const r1 = (x: number) => Math.round(x * 10) / 10;
-const r2 = (x: number) => Math.round(x * 100) / 100;
-const r3 = (x: number) => Math.round(x * 1000) / 1000;
-const mib = (b: number) => b / 2 ** 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // --- one measurement of each kind ------------------------------------------------
@@ -441,20 +438,6 @@ async function warmUp(
 
 // --- summary and report ------------------------------------------------------------
 
-type Row = (string | number)[];
-
-function table(rows: Row[]): string {
-  const cell = (v: string | number) =>
-    typeof v === "number" && !Number.isFinite(v) ? "-" : String(v);
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => cell(r[c] ?? "").length)));
-  return rows.map((r, i) => {
-    const line = widths.map((w, c) =>
-      c === 0 ? cell(r[c] ?? "").padEnd(w) : cell(r[c] ?? "").padStart(w)
-    ).join("  ");
-    return i === 0 ? `${line}\n${widths.map((w) => "-".repeat(w)).join("  ")}` : line;
-  }).join("\n");
-}
-
 /** The processes whose usage is reported, and the path on which it is measured. */
 const WATCHED: readonly [label: string, path: PathName, name: string][] = [
   ["waypoint", "waypoint", "waypoint"],
@@ -709,34 +692,6 @@ function targetsMet(s: Summary) {
 }
 
 // --- main ----------------------------------------------------------------------------
-
-async function loadavg(): Promise<string> {
-  return (await Deno.readTextFile("/proc/loadavg").catch(() => "? ? ?")).split(" ").slice(0, 3)
-    .join(" ");
-}
-
-/** VmRSS of a Deno process that only waits: the runtime's share of an ambit process's memory. */
-async function bareDenoRssMiB(): Promise<number> {
-  const c = new LineChild("bare deno", Deno.execPath(), [
-    "eval",
-    "console.log('ready'); await Deno.stdin.readable.getReader().read();",
-  ]);
-  try {
-    await c.line(30_000);
-    await sleep(500);
-    return r1(mib((await rssBytes(c.pid)) ?? NaN));
-  } finally {
-    await c.stop();
-  }
-}
-
-async function tool(cmd: string, args: string[], hint: string): Promise<string> {
-  try {
-    return (await run(cmd, args)).split("\n").find((l) => /\d+\.\d+/.test(l))?.trim() ?? cmd;
-  } catch (e) {
-    throw new Error(`${cmd} is needed (${hint}): ${(e as Error).message.split("\n")[0]}`);
-  }
-}
 
 /** Everything that went wrong (each also makes the exit status 1), with the processes' logs. */
 function problemsOf(runs: readonly RunRecord[]): string[] {
