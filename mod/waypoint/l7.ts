@@ -565,7 +565,8 @@ async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise
         const usable = state.outlier ? state.outlier.eligible(eps) : eps;
         const picked = state.balancer.pick(usable, {
           headers: { get: (n: string) => getHeader(plan.request.headers, n.toLowerCase()) ?? null },
-          query: new URLSearchParams(plan.request.path.split("?")[1] ?? ""),
+          // Parsed only if a consistent hash asks for a query parameter.
+          query: { get: (n: string) => queryParams(plan.request.path).get(n) },
           sourceIp: info.client.ip,
         });
         if (!picked) {
@@ -705,6 +706,12 @@ async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise
   if (plan.kind === "forward" && body && plan.mirrors.length > 0) {
     mirror(ctx, info, plan, body, upstreamH2);
   }
+}
+
+/** The query parameters of a request target. */
+function queryParams(path: string): URLSearchParams {
+  const i = path.indexOf("?");
+  return new URLSearchParams(i < 0 ? "" : path.slice(i + 1));
 }
 
 function minDefined(a?: number, b?: number): number | undefined {
