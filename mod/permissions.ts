@@ -22,8 +22,16 @@ export const AMBIT_PERMISSIONS: readonly string[] = [
  */
 export const AMBIT_V8_FLAGS: readonly string[] = ["--max-semi-space-size=1"];
 
-/** What `deno run` and `deno compile` take for ambit: the V8 flags, then the permissions. */
+/**
+ * Unstable Deno APIs ambit uses: `--unstable-net` for `reusePort` on
+ * `Deno.serve` (admin, metrics and readiness bind with SO_REUSEPORT like every
+ * other listener, for zero-downtime upgrades: mod/util/listen.ts).
+ */
+export const AMBIT_UNSTABLE_FLAGS: readonly string[] = ["--unstable-net"];
+
+/** What `deno run` and `deno compile` take for ambit: the V8 flags, unstable APIs, then the permissions. */
 export const AMBIT_RUN_FLAGS: readonly string[] = [
   `--v8-flags=${AMBIT_V8_FLAGS.join(",")}`,
+  ...AMBIT_UNSTABLE_FLAGS,
   ...AMBIT_PERMISSIONS,
 ];

@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import { type Logger, parseLevel } from "../log/logger.ts";
 import { isLoopbackIp } from "../config/formats.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "./probes.ts";
+import { REUSE_PORT } from "../util/listen.ts";
 
 /** What the admin API serves; each role fills in what it has. */
 export interface AdminSources {
@@ -30,6 +31,16 @@ export interface AdminSources {
   logger?: Logger;
   /** `POST /quitquitquit`: start a graceful stop. */
   quit?: () => void;
+  /** Which role and instance this process is, reported with `/ready` and `/`. */
+  owner?: AdminOwner;
+}
+
+/** The role and instance behind an admin address (e.g. ztunnel node-a). */
+export interface AdminOwner {
+  /** "ztunnel", "waypoint" or "ca". */
+  readonly role: string;
+  /** The node, the waypoint's namespace/name, or the CA's trust domain. */
+  readonly name: string;
 }
 
 /** Raised when the admin address is not a loopback address. */
@@ -64,7 +75,11 @@ export function adminApp(sources: AdminSources): Hono<{ Bindings: { remote?: str
     ...json("workloads", sources.workloads),
     ...json("services", sources.services),
     ...json("policies", sources.policies),
-    ...json("ready", sources.ready),
+    // The pid tells two processes apart while an upgrade shares the port (SO_REUSEPORT).
+    ...json(
+      "ready",
+      sources.ready && (() => ({ ...sources.ready!(), pid: Deno.pid, ...sources.owner })),
+    ),
   ];
   if (sources.metrics) {
     endpoints.push("/stats/prometheus");
@@ -103,7 +118,7 @@ export function adminApp(sources: AdminSources): Hono<{ Bindings: { remote?: str
     });
     app.get("/quitquitquit", (c) => c.json({ error: "use POST /quitquitquit" }, 405));
   }
-  app.get("/", (c) => c.json({ endpoints }));
+  app.get("/", (c) => c.json({ ...sources.owner, pid: Deno.pid, endpoints }));
   app.notFound((c) => c.json({ error: `no admin endpoint ${new URL(c.req.url).pathname}` }, 404));
   return app;
 }
@@ -128,6 +143,8 @@ export function serveAdmin(
   const server = Deno.serve({
     hostname: o.hostname,
     port: o.port,
+    // Shared with the next process during a zero-downtime upgrade (see mod/util/listen.ts).
+    reusePort: REUSE_PORT,
     onListen: () => {},
   }, (req, info) => app.fetch(req, { remote: (info.remoteAddr as Deno.NetAddr).hostname }));
   const addr = server.addr as Deno.NetAddr;

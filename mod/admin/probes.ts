@@ -8,6 +8,7 @@
  * @module
  */
 import type { Logger } from "../log/logger.ts";
+import { REUSE_PORT } from "../util/listen.ts";
 
 /** Where a role stands: ready, or what it still waits for. */
 export interface Readiness {
@@ -65,7 +66,12 @@ function serveProbe(
 ): ProbeServer {
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
-    server = Deno.serve({ hostname: o.hostname, port: o.port, onListen: () => {} }, (req) => {
+    server = Deno.serve({
+      hostname: o.hostname,
+      port: o.port,
+      reusePort: REUSE_PORT,
+      onListen: () => {},
+    }, (req) => {
       if (req.method !== "GET" && req.method !== "HEAD") {
         return new Response("only GET\n", { status: 405, headers: { allow: "GET, HEAD" } });
       }

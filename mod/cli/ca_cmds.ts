@@ -286,7 +286,11 @@ logged as security events.`,
     });
     const adminAt = adminAddress(ctx);
     const admin = adminAt
-      ? serveAdmin({ metrics: () => renderPrometheus(caFamilies(server.stats)) }, {
+      ? serveAdmin({
+        metrics: () => renderPrometheus(caFamilies(server.stats)),
+        ready: () => ({ ready: true, pending: [] }),
+        owner: { role: "ca", name: ca.trustDomain },
+      }, {
         ...adminAt,
         logger,
       })

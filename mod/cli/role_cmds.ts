@@ -16,6 +16,30 @@ import { untilStopSignal } from "./signals.ts";
 import { drainMs, listenFlag, ZTUNNEL_LISTEN_OPTIONS } from "./node_opts.ts";
 import { type AccessLog, accessLog } from "../telemetry/access_log.ts";
 import { TcpMetrics } from "../telemetry/tcp_metrics.ts";
+import { AdminInUseError, claimAdminAddress } from "../admin/owner.ts";
+import type { AdminOwner } from "../admin/admin.ts";
+import type { Logger } from "../log/logger.ts";
+
+/** How long a process taking over from a running one waits for its certificates before binding. */
+const TAKEOVER_CERT_WAIT_MS = 30_000;
+
+/**
+ * {@link claimAdminAddress}, with a conflict reported as a usage error (exit
+ * 2); returns how long to wait for certificates when taking over.
+ */
+async function claimAdmin(
+  at: { hostname: string; port: number },
+  me: AdminOwner,
+  logger: Logger,
+): Promise<number | undefined> {
+  try {
+    // Taking over from a running process of the same instance: certificates first.
+    return (await claimAdminAddress(at, me, logger)) ? TAKEOVER_CERT_WAIT_MS : undefined;
+  } catch (e) {
+    if (e instanceof AdminInUseError) throw new UsageError(e.message);
+    throw e;
+  }
+}
 
 /** Istio's TCP metrics, recorded unless `--metrics off`. */
 function tcpMetrics(ctx: Context): TcpMetrics {
@@ -96,6 +120,9 @@ readiness turns 500, listeners close, live connections get --drain to finish.`,
         format: ctx.options["log-format"] === "json" ? "json" : "text",
         logger,
       });
+      const takeoverMs = admin
+        ? await claimAdmin(admin, { role: "ztunnel", name: node }, logger)
+        : undefined;
       const src = await certSource(ctx, store.current, logger);
       closeSource = src.close;
       const { Ztunnel } = await import("../ztunnel/ztunnel.ts");
@@ -111,6 +138,7 @@ readiness turns 500, listeners close, live connections get --drain to finish.`,
         ...hostPorts,
         telemetry: { metrics: tcpMetrics(ctx), access: access.write },
         onQuit: quit,
+        takeoverMs,
       });
     } catch (e) {
       closeSource();
@@ -215,6 +243,9 @@ ambit.io/node).`,
           `waypoint "${name}" is not in the config (waypoints: ${known}); add a Gateway with gatewayClassName istio-waypoint`,
         );
       }
+      const takeoverMs = admin
+        ? await claimAdmin(admin, { role: "waypoint", name }, logger)
+        : undefined;
       src = await certSource(ctx, store.current, logger);
       const requests = logger.child({ component: "access" });
       const { Waypoint } = await import("../waypoint/waypoint.ts");
@@ -232,6 +263,7 @@ ambit.io/node).`,
           : (r) => requests.info("request", r),
         onQuit: quit,
         otlpEndpoint: otlp,
+        takeoverMs,
         traceSampling: sampling / 100,
       });
       logger.info("config loaded", {

@@ -28,6 +28,7 @@ import {
 } from "./handler.ts";
 import type { MeshNames } from "./names.ts";
 import type { DnsForwarder } from "./upstream.ts";
+import { listenOn, REUSE_PORT } from "../util/listen.ts";
 
 /** The default listen address of the DNS proxy (Istio's ztunnel port). */
 export const DEFAULT_DNS_ADDRESS: HostPort = Object.freeze({ ip: "127.0.0.1", port: 15053 });
@@ -350,7 +351,13 @@ class Core {
 }
 
 function listenUdp(core: Core, at: HostPort): Promise<Bound> {
-  const sock = dgram.createSocket({ type: at.ip.includes(":") ? "udp6" : "udp4" });
+  // SO_REUSEADDR: a newer process bound to the same address receives the
+  // queries from then on (Linux gives UDP datagrams to the newest socket), so an
+  // upgrade hands DNS over without a gap. Deno's node:dgram has no reusePort.
+  const sock = dgram.createSocket({
+    type: at.ip.includes(":") ? "udp6" : "udp4",
+    reuseAddr: REUSE_PORT,
+  });
   return new Promise((resolve, reject) => {
     const onBindError = (e: Error) => {
       try {
@@ -406,7 +413,7 @@ function listenTcp(core: Core, at: HostPort, o: DnsServerOptions): Promise<Bound
   });
   return new Promise((resolve, reject) => {
     srv.once("error", (e) => reject(new DnsBindError("tcp", at, e)));
-    srv.listen({ port: at.port, host: at.ip, exclusive: true }, () => {
+    srv.listen(listenOn(at), () => {
       srv.removeAllListeners("error");
       srv.on("error", (e) => core.debug("dns tcp server error", { error: e }));
       const a = srv.address() as net.AddressInfo;

@@ -15,6 +15,7 @@ import { formatAuthority, type HostPort } from "./authority.ts";
 import { dialHbone } from "./dial.ts";
 import { TunnelError } from "./errors.ts";
 import { H2Connection } from "./h2/connection.ts";
+import { ErrorCode } from "./h2/errors.ts";
 import type { H2Stream } from "./h2/stream.ts";
 import {
   CLIENT_SETTINGS,
@@ -78,13 +79,20 @@ export interface HbonePoolStats {
   handshakes: number;
   handshakeFailures: number;
   streamsOpened: number;
+  /** Streams opened again after the peer refused them unprocessed (it was draining). */
+  streamsRetried: number;
 }
 
 /** A pool of HBONE client connections. */
 export class HbonePool {
   #conns = new Map<string, Conn[]>();
   #closed = false;
-  readonly stats: HbonePoolStats = { handshakes: 0, handshakeFailures: 0, streamsOpened: 0 };
+  readonly stats: HbonePoolStats = {
+    handshakes: 0,
+    handshakeFailures: 0,
+    streamsOpened: 0,
+    streamsRetried: 0,
+  };
 
   constructor(readonly options: HbonePoolOptions) {
     // A/B measurement only: the same API on node:http2 (pool_node.ts).
@@ -111,6 +119,27 @@ export class HbonePool {
    * peer refused, `identity_mismatch`, `tls_failure` or `connect_failed`.
    */
   async open(req: TunnelRequest): Promise<ClientTunnel> {
+    // A stream the peer refused unprocessed (REFUSED_STREAM, or above a
+    // GOAWAY's last stream: the peer is draining, e.g. for an upgrade) is
+    // opened again on a new connection; nothing reached the destination.
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#open(req);
+      } catch (e) {
+        if (!(e instanceof RefusedStream) || attempt >= 3 || this.#closed) {
+          throw e instanceof RefusedStream ? e.tunnelError : e;
+        }
+        this.stats.streamsRetried++;
+        this.options.logger.debug("HBONE stream refused unprocessed; retrying", {
+          peer: formatAuthority(req.nextHop),
+          authority: req.authority,
+          attempt,
+        });
+      }
+    }
+  }
+
+  async #open(req: TunnelRequest): Promise<ClientTunnel> {
     if (this.#closed) throw new TunnelError("connect_failed", "HBONE pool is closed");
     const key = `${req.source}|${[...req.expected].sort().join(",")}|${
       formatAuthority(req.nextHop)
@@ -129,7 +158,13 @@ export class HbonePool {
     } catch (e) {
       this.#release(conn);
       conn.dead = true;
-      throw new TunnelError("connect_failed", `could not open a stream: ${(e as Error).message}`);
+      this.#drop(conn);
+      const err = new TunnelError(
+        "connect_failed",
+        `could not open a stream: ${(e as Error).message}`,
+      );
+      // Nothing was sent: the connection was already going away.
+      throw h2.closed || !h2.usable ? new RefusedStream(err) : err;
     }
     this.stats.streamsOpened++;
     stream.once("close", () => this.#release(conn));
@@ -254,6 +289,13 @@ export class HbonePool {
   }
 }
 
+/** A stream the peer did not process (RFC 9113 §8.7): safe to open again. */
+class RefusedStream extends Error {
+  constructor(readonly tunnelError: TunnelError) {
+    super(tunnelError.message);
+  }
+}
+
 /** The node:http2 pool, loaded only when selected (it costs memory otherwise). */
 const NodeHbonePool = useNodeHttp2() ? (await import("./pool_node.ts")).NodeHbonePool : null;
 
@@ -269,9 +311,11 @@ function answer(
 ): Promise<ClientTunnel> {
   return new Promise<ClientTunnel>((resolve, reject) => {
     const onError = (err: Error) => {
-      reject(
-        new TunnelError("connect_failed", `stream to ${req.authority} failed: ${err.message}`),
+      const e = new TunnelError(
+        "connect_failed",
+        `stream to ${req.authority} failed: ${err.message}`,
       );
+      reject(stream.rstCode === ErrorCode.REFUSED_STREAM ? new RefusedStream(e) : e);
     };
     const onClose = () => {
       reject(

@@ -30,7 +30,12 @@ interface Conn {
 export class NodeHbonePool {
   #conns = new Map<string, Conn[]>();
   #closed = false;
-  readonly stats: HbonePoolStats = { handshakes: 0, handshakeFailures: 0, streamsOpened: 0 };
+  readonly stats: HbonePoolStats = {
+    handshakes: 0,
+    handshakeFailures: 0,
+    streamsOpened: 0,
+    streamsRetried: 0,
+  };
 
   constructor(readonly options: HbonePoolOptions) {}
 

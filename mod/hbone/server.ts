@@ -31,6 +31,7 @@ import {
   SERVER_SETTINGS,
   useNodeHttp2,
 } from "./settings.ts";
+import { listenOn } from "../util/listen.ts";
 
 /** A certificate with a stable key for caching its TLS context. */
 export interface ServingCert extends TlsIdentity {
@@ -148,7 +149,7 @@ export class HboneServer {
             { cause: e },
           ),
         ));
-      s.#server.listen(options.listen.port, options.listen.ip, () => {
+      s.#server.listen(listenOn(options.listen), () => {
         s.#server.removeAllListeners("error");
         s.#server.on("error", (e) => options.logger.error("HBONE listener error", { error: e }));
         resolve();

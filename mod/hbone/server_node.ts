@@ -17,6 +17,7 @@ import {
   type KeepaliveOptions,
   SERVER_SETTINGS,
 } from "./settings.ts";
+import { listenOn } from "../util/listen.ts";
 
 /** A listening HBONE server on node:http2 (A/B only). */
 export class NodeHboneServer {
@@ -83,7 +84,7 @@ export class NodeHboneServer {
             { cause: e },
           ),
         ));
-      s.#server.listen(options.listen.port, options.listen.ip, () => {
+      s.#server.listen(listenOn(options.listen), () => {
         s.#server.removeAllListeners("error");
         s.#server.on("error", (e) => options.logger.error("HBONE listener error", { error: e }));
         resolve();

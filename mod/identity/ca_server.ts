@@ -31,6 +31,7 @@ import {
   x509,
 } from "./certs.ts";
 import { caId, parseSpiffeId, SpiffeIdError } from "./spiffe.ts";
+import { listenOn } from "../util/listen.ts";
 
 /** Largest request body accepted. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -193,10 +194,13 @@ export class CaServer {
     s.#server.requestTimeout = 15_000;
     await new Promise<void>((resolve, reject) => {
       s.#server.once("error", reject);
-      s.#server.listen(options.port ?? 15012, options.hostname ?? "0.0.0.0", () => {
-        s.#server.off("error", reject);
-        resolve();
-      });
+      s.#server.listen(
+        listenOn({ ip: options.hostname ?? "0.0.0.0", port: options.port ?? 15012 }),
+        () => {
+          s.#server.off("error", reject);
+          resolve();
+        },
+      );
     });
     // The serving certificate is short-lived like a workload's; refresh it well before expiry.
     s.#renew = setInterval(async () => {

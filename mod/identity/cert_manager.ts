@@ -155,11 +155,21 @@ export class CertManager {
   }
 
   /** Resolves when no fetch is in flight (tests use it with a fake clock). */
-  async idle(): Promise<void> {
-    while (true) {
+  async idle(timeoutMs?: number): Promise<void> {
+    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
       const inflight = [...this.#entries.values()].map((e) => e.inflight).filter(Boolean);
       if (inflight.length === 0) return;
-      await Promise.allSettled(inflight);
+      if (deadline === Infinity) {
+        await Promise.allSettled(inflight);
+        continue;
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.allSettled(inflight),
+        new Promise((r) => timer = setTimeout(r, deadline - Date.now())),
+      ]);
+      clearTimeout(timer);
     }
   }
 

@@ -61,6 +61,12 @@ export interface WaypointOptions {
   readonly port?: number;
   readonly keepalive?: KeepaliveOptions;
   readonly onQuit?: () => void;
+  /**
+   * Another process of this role and instance holds the ports (an upgrade):
+   * obtain certificates first (up to this many ms), then bind, so that no
+   * connection the kernel hands this process arrives before it can serve it.
+   */
+  readonly takeoverMs?: number;
   /** How long to wait for the first bytes to tell HTTP from other protocols (default 1000 ms). */
   readonly sniffTimeoutMs?: number;
   /** JWKS fetching (tests: an injected fetch or clock). */
@@ -191,6 +197,7 @@ export class Waypoint {
           logger: options.logger,
         });
       }
+      if (options.takeoverMs) await w.certs.idle(options.takeoverMs);
       w.#hbone = await HboneServer.listen({
         listen: { ip: wp.address, port: options.port ?? wp.port },
         logger: options.logger.child({ component: "hbone-server" }),
@@ -224,6 +231,7 @@ export class Waypoint {
           ready: () => w.readiness(),
           logger: options.logger,
           quit: options.onQuit,
+          owner: { role: "waypoint", name: options.name },
         }, { ...options.admin, logger: options.logger });
       }
     } catch (e) {

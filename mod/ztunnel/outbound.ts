@@ -40,6 +40,7 @@ import {
 } from "../telemetry/tcp_metrics.ts";
 import { socketOwner } from "./sockets.ts";
 import { resolveUser } from "./users.ts";
+import { listenOn } from "../util/listen.ts";
 
 /** What outbound handling reads from the running ztunnel. */
 export interface OutboundContext {
@@ -128,7 +129,7 @@ export class Outbound {
     });
     return new Promise((resolve, reject) => {
       srv.once("error", reject);
-      srv.listen(spec.port, spec.ip, () => {
+      srv.listen(listenOn(spec), () => {
         srv.off("error", reject);
         srv.on("error", (e) => this.ctx.logger.warn("outbound listener error", { error: e }));
         resolve(srv);

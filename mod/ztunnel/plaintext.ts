@@ -21,6 +21,7 @@ import {
   recordInboundRefusal,
   resolveInbound,
 } from "./inbound.ts";
+import { listenOn } from "../util/listen.ts";
 
 /** Options for {@link servePlaintext}. */
 export type PlaintextContext = InboundContext;
@@ -41,7 +42,7 @@ export function servePlaintext(ctx: PlaintextContext, at: HostPort): Promise<net
   });
   return new Promise((resolve, reject) => {
     srv.once("error", reject);
-    srv.listen(at.port, at.ip, () => {
+    srv.listen(listenOn(at), () => {
       srv.off("error", reject);
       resolve(srv);
     });

@@ -20,6 +20,7 @@ import { canonicalIp, isLoopbackIp } from "../config/formats.ts";
 import { formatAuthority, type HostPort } from "../hbone/authority.ts";
 import type { Logger } from "../log/logger.ts";
 import type { ProxyConnector, ProxyFailure, ProxyOpen, ProxyTarget } from "./proxy_connect.ts";
+import { listenOn } from "../util/listen.ts";
 
 // ---------------------------------------------------------------------------
 // Targets (shared with http_proxy.ts)
@@ -453,7 +454,7 @@ class FrontEnd<R extends string> implements ProxyServer<R | CommonRefusal> {
     const name = this.protocol.name;
     await new Promise<void>((resolve, reject) => {
       this.#srv.once("error", (e) => reject(listenError(name, at, e)));
-      this.#srv.listen(at.port, at.ip, () => {
+      this.#srv.listen(listenOn(at), () => {
         this.#srv.removeAllListeners("error");
         this.#srv.on("error", (e) => this.log.error(`${name} listener failed`, { error: e }));
         resolve();

@@ -64,6 +64,12 @@ export interface ZtunnelOptions {
   readonly telemetry?: Telemetry;
   /** Called by the admin API's `POST /quitquitquit`. */
   readonly onQuit?: () => void;
+  /**
+   * Another process of this role and instance holds the ports (an upgrade):
+   * obtain certificates first (up to this many ms), then bind, so that no
+   * connection the kernel hands this process arrives before it can serve it.
+   */
+  readonly takeoverMs?: number;
   /** DNS proxy (UDP and TCP); undefined disables it. */
   readonly dns?: { hostname: string; port: number };
   /** SOCKS5 proxy; undefined disables it. */
@@ -133,6 +139,7 @@ export class Ztunnel {
         });
       }
       z.certs.sync(z.identities());
+      if (options.takeoverMs) await z.certs.idle(options.takeoverMs);
       if (options.dataPlane !== false) await z.#startDataPlane();
       if (options.metrics) {
         z.#metrics = serveMetrics(() => z.metricsText(), {
@@ -174,6 +181,7 @@ export class Ztunnel {
       ready: () => this.readiness(),
       logger: o.logger,
       quit: o.onQuit,
+      owner: { role: "ztunnel", name: o.node },
     };
   }
 

@@ -9,6 +9,7 @@ import {
   assertOk,
   assertRejects,
 } from "../_util/asserts.ts";
+import dgram from "node:dgram";
 import { Logger } from "../../mod/log/logger.ts";
 import { MeshNames } from "../../mod/dns/names.ts";
 import {
@@ -344,8 +345,12 @@ Deno.test("dns proxy: serves on IPv6 too, forwarding to an IPv4 upstream", async
   }, { udp: { ip: "::1", port: 0 }, namespacesFor: (ip) => (ip === "::1" ? ["shop"] : []) });
 });
 
-Deno.test("dns proxy: a taken port fails start-up with the address and what to do", async () => {
-  await withProxy(async ({ port }) => {
+Deno.test("dns proxy: a port taken by another program fails start-up with the address and what to do", async () => {
+  // A program that did not set SO_REUSEADDR holds the UDP port (a second ambit would share it).
+  const other = dgram.createSocket("udp4");
+  await new Promise<void>((r) => other.bind(0, "127.0.0.1", () => r()));
+  const port = other.address().port;
+  try {
     const e = await assertRejects(
       () =>
         serveDns({
@@ -359,7 +364,9 @@ Deno.test("dns proxy: a taken port fails start-up with the address and what to d
       `cannot bind the DNS proxy to UDP 127.0.0.1:${port}: the address is already in use`,
     );
     assertEquals((e as DnsBindError).code, "EDNSBIND");
-  });
+  } finally {
+    await new Promise<void>((r) => other.close(() => r()));
+  }
 });
 
 Deno.test("dns proxy: close() frees both ports", async () => {

@@ -16,7 +16,7 @@
  */
 import { LoggedChild, type LogRecord } from "../../mod/lab/process.ts";
 
-/** Prefix of every namespace the bed creates: `ambit-nt-<pid>-<seq>-<host>`. */
+/** Prefix of every namespace the bed creates: `ambit-nt-<pid>-<seq><random>-<host>`. */
 export const NETNS_PREFIX = "ambit-nt-";
 
 /** Why the bed cannot run here, or undefined when it can (root and a working `ip netns`). */
@@ -145,7 +145,8 @@ export class Bed {
       throw new RangeError(`expected 1 to 40 host names, got ${hostNames.length}`);
     }
     await cleanStaleNetns();
-    const id = `${NETNS_PREFIX}${Deno.pid}-${beds++}`;
+    // Test files of one `deno test --parallel` run share a pid: a random part keeps beds apart.
+    const id = `${NETNS_PREFIX}${Deno.pid}-${beds++}${crypto.randomUUID().slice(0, 4)}`;
     // The /24 exists only inside the bed's namespaces; the pid spreads parallel runs anyway.
     const net = `10.213.${Deno.pid % 250}`;
     const bed = new Bed({ netns: `${id}-wire`, address: `${net}.1`, bridge: "br0" }, `${net}.0/24`);

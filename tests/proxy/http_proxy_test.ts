@@ -334,7 +334,9 @@ Deno.test("bytes after the head reach the upstream in order: CONNECT early data 
 Deno.test("serveHttpProxy() checks its options and says what to fix when it cannot listen", async () => {
   const logger = testLogger();
   const connector = new FakeConnector();
-  const first = await serveHttpProxy({ listen: { ip: "127.0.0.1", port: 0 }, connector, logger });
+  // Another program (no SO_REUSEPORT) holds the port; a second ambit could share it.
+  const other = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const first = { address: { ip: "127.0.0.1", port: other.addr.port }, close: () => other.close() };
   try {
     const e = await assertRejects(
       () => serveHttpProxy({ listen: first.address, connector, logger }),

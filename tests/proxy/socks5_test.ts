@@ -274,7 +274,9 @@ Deno.test("a client that stalls in the handshake is closed at the deadline", asy
 Deno.test("serveSocks5() says what to fix when it cannot listen", async () => {
   const logger = testLogger();
   const connector = new FakeConnector();
-  const first = await serveSocks5({ listen: { ip: "127.0.0.1", port: 0 }, connector, logger });
+  // Another program (no SO_REUSEPORT) holds the port; a second ambit could share it.
+  const other = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const first = { address: { ip: "127.0.0.1", port: other.addr.port }, close: () => other.close() };
   try {
     const e = await assertRejects(
       () => serveSocks5({ listen: first.address, connector, logger }),
