@@ -35,7 +35,13 @@ class TunnelAgent extends http.Agent {
     _options: http.ClientRequestArgs,
     cb?: (err: Error | null, stream: Duplex) => void,
   ): Duplex {
-    this.open().then((c) => cb?.(null, c.stream), (e) => cb?.(e as Error, undefined as never));
+    this.open().then((c) => {
+      // The app ended its side (e.g. its keep-alive timeout closed an idle
+      // connection): the agent only drops sockets that close, and a tunnel
+      // stream stays half-open, so close it here, after the parser saw the end.
+      c.stream.once("end", () => queueMicrotask(() => c.stream.destroy()));
+      cb?.(null, c.stream);
+    }, (e) => cb?.(e as Error, undefined as never));
     return undefined as unknown as Duplex;
   }
 

@@ -139,6 +139,7 @@ interface App {
   readonly name: string;
   hits: number;
   close(): void;
+  server?: http.Server;
 }
 
 /** An HTTP app: `/flaky` answers 503 every other time, `/slow` waits 2 s, ratings-bad always 503. */
@@ -163,6 +164,7 @@ async function app(name: string, ip: string): Promise<App> {
     res.end(`${name} ${req.method} ${path}`);
   });
   await new Promise<void>((r) => srv.listen(8080, ip, r));
+  state.server = srv;
   return state;
 }
 
@@ -225,6 +227,26 @@ Deno.test("waypoint L7: routing, split, retries, timeout, redirect, outlier ejec
       });
       assertEquals(String(traced.headers["x-saw-traceparent"]).split("-")[1], tid);
     });
+
+    await t.step(
+      "an app that closes idle keep-alive connections: the next request opens a new one",
+      async () => {
+        for (const x of apps.slice(0, 2)) x.server!.keepAliveTimeout = 150;
+        try {
+          for (let i = 0; i < 3; i++) {
+            const t0 = performance.now();
+            const r = await c.get(reviews, `/v1only/idle${i}`);
+            const ms = performance.now() - t0;
+            assertEquals([r.status, r.body], [200, `reviews-v1 GET /v1only/idle${i}`]);
+            assertOk(ms < 1000, `request ${i} took ${Math.round(ms)} ms`);
+            // Longer than the app's keep-alive timeout: it closes the pooled connection.
+            await new Promise((r) => setTimeout(r, 400));
+          }
+        } finally {
+          for (const x of apps.slice(0, 2)) x.server!.keepAliveTimeout = 5000;
+        }
+      },
+    );
 
     await t.step("a 90/10 split lands within ±5 points over 1,000 requests", async () => {
       let v2 = 0;
