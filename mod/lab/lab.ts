@@ -10,8 +10,17 @@ import { ConfigError, formatIssue } from "../config/load.ts";
 import type { Snapshot } from "../config/snapshot.ts";
 import { LAB_CONFIG } from "./lab_config.ts";
 import { AmbitChild } from "./process.ts";
-import { ask, askViaSocks5, httpClient, startHttpApp, startSampleApp } from "./apps.ts";
-import { initCaDir } from "../identity/ca_dir.ts";
+import { selfDisplayName } from "./self.ts";
+import { defaultLabDir } from "./lab_dir.ts";
+import {
+  ask,
+  askViaSocks5,
+  httpClient,
+  type SampleApp,
+  startHttpApp,
+  startSampleApp,
+} from "./apps.ts";
+import { initCaDir, loadCaDir } from "../identity/ca_dir.ts";
 import type { CertStatus } from "../identity/cert_manager.ts";
 
 /** Options for {@link runLab}. */
@@ -20,6 +29,25 @@ export interface LabOptions {
   out: (line: string) => void;
   /** Directory for the lab's files (default: a new temporary directory, removed after). */
   dir?: string;
+  /**
+   * `ambit lab up`: after the demo, keep the nodes and sample apps running,
+   * write each process's log to `dir/logs/`, report them with `onReady`, and
+   * stop only when `until` resolves.
+   */
+  stayUp?: {
+    onReady(processes: LabProcess[]): Promise<void>;
+    until: Promise<string>;
+  };
+}
+
+/** A process the lab started. */
+export interface LabProcess {
+  readonly label: string;
+  readonly pid: number;
+  /** Its admin API (host:port). */
+  readonly admin: string;
+  /** Its log file (only with `stayUp`). */
+  readonly log?: string;
 }
 
 /** Writes the embedded lab config into `dir`; returns the file paths. */
@@ -40,7 +68,11 @@ export async function runLab(options: LabOptions): Promise<number> {
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "ambit-lab-" });
   const configDir = `${dir}/config`;
   const children: [string, AmbitChild][] = [];
+  const apps: SampleApp[] = [];
+  const logs = new Map<string, Deno.FsFile>();
+  const logPath = (label: string) => `${dir}/logs/${label.replace(/[^a-z0-9-]+/gi, "-")}.log`;
   try {
+    if (options.stayUp) await Deno.mkdir(`${dir}/logs`, { recursive: true });
     await writeLabConfig(configDir);
     const sources = await Promise.all(
       Object.keys(LAB_CONFIG).map(async (name) => ({
@@ -57,10 +89,19 @@ export async function runLab(options: LabOptions): Promise<number> {
     for (const w of compiled.issues) out(`  note: ${formatIssue(w)}`);
     out("");
 
-    const ca = await initCaDir(`${dir}/ca`, { trustDomain: s.mesh.trustDomain });
+    // A kept lab directory (--dir) keeps its CA from the last run.
+    const ca = await loadCaDir(`${dir}/ca`).catch(() => undefined) ??
+      await initCaDir(`${dir}/ca`, { trustDomain: s.mesh.trustDomain });
     out(`CA: trust domain ${ca.trustDomain}, root serial ${ca.roots[0].serialNumber} (${dir}/ca)`);
     out("");
     const start = async (label: string, args: string[]) => {
+      let onLine: ((l: string) => void) | undefined;
+      if (options.stayUp) {
+        const f = await Deno.open(logPath(label), { create: true, append: true });
+        logs.set(label, f);
+        const enc = new TextEncoder();
+        onLine = (l) => f.writeSync(enc.encode(l + "\n"));
+      }
       const child = new AmbitChild([
         ...args,
         "--config",
@@ -69,7 +110,7 @@ export async function runLab(options: LabOptions): Promise<number> {
         `${dir}/ca`,
         "--log-format",
         "json",
-      ]);
+      ], { onLine });
       children.push([label, child]);
       const t0 = performance.now();
       await child.waitForRecord((r) => r.msg === "config loaded");
@@ -129,7 +170,7 @@ export async function runLab(options: LabOptions): Promise<number> {
     }
     out("");
 
-    await showTraffic(s, children, out);
+    await showTraffic(s, children, apps, out);
 
     out("Hot reload: label namespace legacy with istio.io/dataplane-mode=ambient (no restart):");
     const nsFile = `${configDir}/namespaces.yaml`;
@@ -159,7 +200,18 @@ export async function runLab(options: LabOptions): Promise<number> {
     );
     out("");
 
-    out("Stopping:");
+    if (options.stayUp) {
+      const procs = children.map(([label, c]) => ({
+        label,
+        pid: c.pid,
+        admin: admins.find(([n]) => label.endsWith(n))?.[1] ?? "",
+        log: logPath(label),
+      }));
+      describeUp(s, procs, dir, out);
+      await options.stayUp.onReady(procs);
+      const why = await options.stayUp.until;
+      out(`Stopping (${why}):`);
+    } else out("Stopping:");
     let clean = true;
     for (const [label, child] of children.splice(0).reverse()) {
       const code = await child.stop();
@@ -181,22 +233,67 @@ export async function runLab(options: LabOptions): Promise<number> {
     return clean ? 0 : 1;
   } finally {
     for (const [, child] of children) await child.stop(2000);
+    for (const a of apps) a.close();
+    for (const f of logs.values()) f.close();
     if (!options.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** What `ambit lab up` leaves running, and how to look at it. */
+function describeUp(
+  s: Snapshot,
+  procs: LabProcess[],
+  dir: string,
+  out: (l: string) => void,
+): void {
+  const nodeA = s.nodes.get("node-a")!.address;
+  const nodeB = s.nodes.get("node-b")!.address;
+  const wp = s.waypoints.get("shop/waypoint")!;
+  const productpage = s.workloads.get("shop/productpage")!.address;
+  const reviews = s.services.get("shop/reviews")!;
+  out("The lab is up. Running:");
+  for (const p of procs) {
+    out(
+      `  ${p.label.padEnd(24)} pid ${String(p.pid).padEnd(8)} admin ${
+        p.admin.padEnd(20)
+      } log ${p.log}`,
+    );
+  }
+  out("  sample apps ratings, reviews-v1, reviews-v2 (in the lab supervisor)");
+  out("");
+  const ambit = selfDisplayName();
+  out("Look around:");
+  out(
+    `  ${ambit} status --admin ${nodeA}:15000      # node-a: workloads, certificates, connections`,
+  );
+  out(`  ${ambit} config dump --admin ${nodeB}:15000 # node-b's effective config`);
+  out(`  curl -s http://${nodeB}:15020/metrics      # Istio TCP metrics (reporter=destination)`);
+  out(`  curl -s http://${wp.address}:15020/metrics  # the waypoint's request metrics`);
+  out(`  dig @${nodeA} -p 15053 ${reviews.hostname}`);
+  out(
+    `  curl --interface ${productpage} --socks5-hostname ${nodeA}:15080 http://reviews.shop:9080/reviews/1`,
+  );
+  out(`  tail -f ${dir}/logs/*.log`);
+  out("");
+  out(`Stop it with: ${ambit} lab down${dir === defaultLabDir() ? "" : ` --dir ${dir}`}`);
+  out("");
 }
 
 /** Starts the sample apps and sends traffic through the mesh, allowed and denied. */
 async function showTraffic(
   s: Snapshot,
   children: [string, AmbitChild][],
+  apps: SampleApp[],
   out: (l: string) => void,
 ): Promise<void> {
   const ratings = s.workloads.get("payments/ratings")!;
-  const app = await startSampleApp("ratings", ratings.address, 9090, {
-    proxyProtocol: ratings.proxyProtocol,
-  });
+  apps.push(
+    await startSampleApp("ratings", ratings.address, 9090, {
+      proxyProtocol: ratings.proxyProtocol,
+    }),
+  );
   const nodeB = children.find(([l]) => l === "ztunnel node-b")![1];
-  try {
+  {
     out("Traffic (sample app ratings on 127.0.2.20:9090 reads the PROXY header for its caller):");
     const svc = s.services.get("payments/ratings")!;
     const reviews = s.workloads.get("shop/reviews-v1")!;
@@ -231,10 +328,8 @@ async function showTraffic(
     );
     out("");
     await showNamesAndProxies(s, out);
-    await showL7(s, out);
+    await showL7(s, apps, out);
     await showMetrics(s, out);
-  } finally {
-    app.close();
   }
 }
 
@@ -269,14 +364,16 @@ async function showNamesAndProxies(s: Snapshot, out: (l: string) => void): Promi
  * the HTTPRoute splits 90/10 between v1 and v2 and sends user jason to v2,
  * and the L7 policy refuses DELETE.
  */
-async function showL7(s: Snapshot, out: (l: string) => void): Promise<void> {
+async function showL7(s: Snapshot, apps: SampleApp[], out: (l: string) => void): Promise<void> {
   const wp = s.waypoints.get("shop/waypoint")!;
   const reviews = s.services.get("shop/reviews")!;
-  const apps = await Promise.all(
-    ["reviews-v1", "reviews-v2"].map((n) => {
-      const w = s.workloads.get(`shop/${n}`)!;
-      return startHttpApp(n, w.address, w.ports["http"] ?? 9080);
-    }),
+  apps.push(
+    ...await Promise.all(
+      ["reviews-v1", "reviews-v2"].map((n) => {
+        const w = s.workloads.get(`shop/${n}`)!;
+        return startHttpApp(n, w.address, w.ports["http"] ?? 9080);
+      }),
+    ),
   );
   const client = httpClient(s.workloads.get("shop/productpage")!.address);
   try {
@@ -326,7 +423,6 @@ async function showL7(s: Snapshot, out: (l: string) => void): Promise<void> {
     out("");
   } finally {
     client.close();
-    for (const a of apps) a.close();
   }
 }
 

@@ -15,3 +15,8 @@ export function selfCommand(): string[] {
   }
   return [exec];
 }
+
+/** How a user runs ambit the way this process was started: `ambit`, or `deno task ambit` from source. */
+export function selfDisplayName(): string {
+  return selfCommand().length === 1 ? "ambit" : "deno task ambit";
+}
