@@ -69,6 +69,63 @@ export interface L7Context {
   /** Share of new traces (no caller traceparent) that are sampled, 0..1 (default 1 with spans). */
   readonly sampling?: number;
   readonly random?: () => number;
+  /** HTTP connections in the tunnels, for a graceful stop (undefined: not tracked). */
+  readonly drain?: L7Drain;
+}
+
+/**
+ * The HTTP connections inside tunnels, for a graceful stop: once
+ * {@link L7Drain.start} is called, idle HTTP/1.1 connections close, busy ones
+ * close after their response (`connection: close`), and HTTP/2 sessions get
+ * GOAWAY and close when their streams are done. The tunnels then end on
+ * their own, well before the drain deadline.
+ */
+export class L7Drain {
+  #draining = false;
+  readonly #h1 = new Map<Duplex, H1State>();
+  readonly #h2 = new Set<http2.Http2Session>();
+
+  /** Whether the waypoint is stopping. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Starts draining every tracked connection. */
+  start(): void {
+    this.#draining = true;
+    for (const [stream, st] of this.#h1) {
+      if (st.inflight === 0) stream.end();
+      // Responses not yet begun tell the client this connection ends after them.
+      for (const res of st.responses) if (!res.headersSent) res.shouldKeepAlive = false;
+    }
+    for (const session of this.#h2) session.close();
+  }
+
+  /** Tracks an HTTP/1.1 tunnel stream. */
+  trackH1(stream: Duplex): H1State {
+    const st: H1State = { inflight: 0, responses: new Set() };
+    this.#h1.set(stream, st);
+    stream.once("close", () => this.#h1.delete(stream));
+    return st;
+  }
+
+  /** Tracks an HTTP/2 session; a session that starts while draining is closed at once. */
+  trackH2(session: http2.Http2Session): void {
+    this.#h2.add(session);
+    session.once("close", () => this.#h2.delete(session));
+    if (this.#draining) session.close();
+  }
+
+  /** The state of an HTTP/1.1 tunnel stream. */
+  h1(stream: Duplex): H1State | undefined {
+    return this.#h1.get(stream);
+  }
+}
+
+/** An HTTP/1.1 connection in a tunnel: its requests in progress. */
+interface H1State {
+  inflight: number;
+  readonly responses: Set<http.ServerResponse>;
 }
 
 /** Which endpoint a request went to, for metrics and logs. */
@@ -242,6 +299,18 @@ export function serveHttp1(ctx: L7Context, stream: Duplex, info: TunnelInfo): vo
         res.writeHead(500).end("no tunnel context\n");
         return;
       }
+      const st = ctx.drain?.h1(req.socket);
+      if (st) {
+        st.inflight++;
+        st.responses.add(res);
+        res.once("close", () => {
+          st.inflight--;
+          st.responses.delete(res);
+          if (ctx.drain!.draining && st.inflight === 0) req.socket.end();
+        });
+        // Stopping: this is the connection's last response.
+        if (ctx.drain!.draining) res.shouldKeepAlive = false;
+      }
       handleHttp1(ctx, i, req, res).catch((e) => {
         ctx.logger.error("waypoint request failed", { error: e as Error });
         if (!res.headersSent) res.writeHead(500).end();
@@ -266,6 +335,7 @@ export function serveHttp1(ctx: L7Context, stream: Duplex, info: TunnelInfo): vo
     h1Servers.set(ctx, srv);
   }
   h1Info.set(stream, info);
+  ctx.drain?.trackH1(stream);
   srv.emit("connection", stream);
   // Sniffing paused the stream; the server's data listener does not undo an explicit pause.
   stream.resume();
@@ -325,6 +395,7 @@ export function serveHttp2(ctx: L7Context, stream: Duplex, info: TunnelInfo): vo
     });
   });
   srv.on("sessionError", (e) => ctx.logger.debug("HTTP/2 session error", { error: e }));
+  if (ctx.drain) srv.on("session", (session) => ctx.drain!.trackH2(session));
   srv.emit("connection", stream);
   stream.resume();
 }

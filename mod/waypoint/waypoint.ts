@@ -30,6 +30,7 @@ import { VERSION } from "../version.ts";
 import { forwardedFor } from "../ztunnel/inbound.ts";
 import {
   type L7Context,
+  L7Drain,
   type RequestRecord,
   serveHttp1,
   serveHttp2,
@@ -96,6 +97,7 @@ export class Waypoint {
   #readiness?: ProbeServer;
   #l7: L7Context;
   #live = new Set<Duplex>();
+  readonly #drain = new L7Drain();
   #stopping?: string;
   #closing?: Promise<void>;
   #offReload: () => void;
@@ -140,6 +142,7 @@ export class Waypoint {
       connectTimeout: () => options.store.current.mesh.defaults.connectTimeout,
     });
     this.#l7 = {
+      drain: this.#drain,
       logger: log.child({ component: "l7" }),
       snapshot: () => options.store.current,
       waypoint: () => this.info,
@@ -389,9 +392,22 @@ export class Waypoint {
     if (this.#stopping) return;
     this.#stopping = reason;
     void this.#hbone?.close(false);
+    // HTTP connections in the tunnels finish their requests and close; then the tunnels end.
+    this.#drain.start();
     const until = Date.now() + drainMs;
+    if (this.#live.size > 0 && drainMs > 0) {
+      this.options.logger.info("draining connections", {
+        tunnels: this.#live.size,
+        deadlineMs: drainMs,
+      });
+    }
     while (this.#live.size > 0 && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 50));
+    }
+    if (this.#live.size > 0 && drainMs > 0) {
+      this.options.logger.warn("drain deadline passed; closing connections", {
+        left: this.#live.size,
+      });
     }
     await this.close();
   }

@@ -381,6 +381,23 @@ Deno.test("waypoint L7: routing, split, retries, timeout, redirect, outlier ejec
       assertIncludes(text, 'destination_workload="reviews-v2"');
       assertIncludes(text, 'destination_service="reviews.apps.svc.cluster.local"');
     });
+
+    await t.step(
+      "graceful stop: a request in flight completes, idle keep-alive tunnels close, the waypoint stops long before the deadline",
+      async () => {
+        // The client holds kept-alive connections (and so tunnels) from the steps above.
+        const inflight = c.get(reviews, "/delayed/last");
+        await new Promise((r) => setTimeout(r, 50));
+        const t0 = performance.now();
+        const stopped = wp.shutdown("test", 10_000);
+        const r = await inflight;
+        assertEquals([r.status, r.body], [200, "reviews-v1 GET /delayed/last"]);
+        assertEquals(r.headers.connection, "close", "the last response on its connection");
+        await stopped;
+        const ms = performance.now() - t0;
+        assertOk(ms < 3000, `stopped after ${Math.round(ms)} ms (deadline 10 s)`);
+      },
+    );
   } finally {
     c.close();
     for (const x of apps) x.close();
