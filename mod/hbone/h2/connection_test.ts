@@ -409,3 +409,36 @@ Deno.test("H2Connection: GOAWAY refuses streams past its last stream and closes 
     close();
   }
 });
+
+Deno.test("H2Stream.setTimeout, called after every response by node:http, adds no listener per call", async () => {
+  const srv = await h2Server({
+    settings: { initialWindowSize: 65535, maxFrameSize: 16384 },
+    onStream: (st) => st.respond(200),
+  });
+  const sock = net.connect(srv.port, "127.0.0.1");
+  await new Promise((r) => sock.once("connect", r));
+  const client = new H2Connection(sock, {
+    role: "client",
+    settings: { initialWindowSize: 65535, maxFrameSize: 16384 },
+  });
+  try {
+    const st = client.request({ ":method": "CONNECT", ":authority": "10.0.0.1:80" });
+    await new Promise<number>((r) => st.onResponse = (s) => r(s));
+    const before = st.listenerCount("close");
+    const cb = () => {};
+    for (let i = 0; i < 1000; i++) st.setTimeout(5000);
+    st.setTimeout(5000, cb);
+    assertEquals(st.listenerCount("close"), before + 1, "one close listener for the idle timer");
+    assertEquals(st.listenerCount("timeout"), 1);
+    st.setTimeout(0, cb);
+    assertEquals(
+      st.listenerCount("timeout"),
+      0,
+      "a callback given with 0 is removed, as net.Socket",
+    );
+    st.destroy();
+  } finally {
+    client.destroy();
+    await srv.close();
+  }
+});

@@ -123,20 +123,28 @@ export class H2Stream extends Duplex {
     this.host.consumed(this);
   }
 
+  #clearsIdleOnClose = false;
+
   /**
    * Emits "timeout" after `ms` without data either way (0 turns it off), as
    * a socket does: servers (node:http, node:http2) fed this stream as their
    * connection call it.
    */
   setTimeout(ms: number, onTimeout?: () => void): this {
-    if (onTimeout) this.once("timeout", onTimeout);
+    const off = !(ms > 0 && Number.isFinite(ms));
+    // As net.Socket: a callback with 0 is removed, otherwise added once.
+    if (onTimeout) off ? this.off("timeout", onTimeout) : this.once("timeout", onTimeout);
     clearTimeout(this.#idleTimer);
-    this.#idleMs = ms > 0 && Number.isFinite(ms) ? ms : 0;
+    this.#idleMs = off ? 0 : ms;
     this.#idleTimer = undefined;
     if (this.#idleMs > 0) {
       this.#active = Date.now();
       this.#armIdle(this.#idleMs);
-      this.once("close", () => clearTimeout(this.#idleTimer));
+      // Once per stream: node:http calls setTimeout after every response.
+      if (!this.#clearsIdleOnClose) {
+        this.#clearsIdleOnClose = true;
+        this.once("close", () => clearTimeout(this.#idleTimer));
+      }
     }
     return this;
   }
