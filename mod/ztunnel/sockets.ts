@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readProcText } from "../util/proc_fs.ts";
 import { canonicalIp, unmapIp } from "../config/formats.ts";
 
 /** One row of /proc/net/tcp{,6}. */
@@ -67,12 +68,9 @@ export async function socketOwner(
   const root = opts.procRoot ?? "/proc";
   const lip = norm(local.ip), rip = norm(remote.ip);
   for (const [file, fam] of [["tcp", 4], ["tcp6", 6]] as const) {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(`${root}/net/${file}`);
-    } catch {
-      continue;
-    }
+    // Through `cat` when Deno refuses /proc (it does without --allow-all).
+    const text = await readProcText(`${root}/net/${file}`);
+    if (text === undefined) continue;
     for (const e of parseProcNetTcp(text, fam)) {
       if (
         e.local.port === local.port && e.remote.port === remote.port &&

@@ -7,6 +7,7 @@
 import { assertEquals, assertIncludes } from "../_util/asserts.ts";
 import { startSampleApp } from "../../mod/lab/apps.ts";
 import { addressBlock, testMesh } from "./_mesh.ts";
+import { AMBIT_RUN_FLAGS } from "../../mod/permissions.ts";
 
 const isRoot = Deno.uid() === 0;
 const hasSetpriv = (() => {
@@ -142,4 +143,17 @@ Deno.test({
       await mesh.close();
     }
   },
+});
+
+Deno.test("socket owners are found under ambit's own flags, not only --allow-all (Deno refuses /proc without it)", async () => {
+  const probe = new URL("./_socket_owner_probe.ts", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...AMBIT_RUN_FLAGS, probe],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  assertEquals(out.code, 0, dec.decode(out.stderr));
+  const r = JSON.parse(dec.decode(out.stdout));
+  assertEquals(r.uid, r.expected);
 });
