@@ -9,6 +9,7 @@ import { waypointCommand, ztunnelCommand } from "./role_cmds.ts";
 import { caCommand } from "./ca_cmds.ts";
 import { certsCommand } from "./certs_cmd.ts";
 import { statusCommand } from "./status_cmd.ts";
+import { checkCommand } from "./check_cmd.ts";
 import { labCommand } from "./lab_cmds.ts";
 import { VERSION } from "../version.ts";
 
@@ -49,6 +50,7 @@ Exit status: 0 ok, 1 runtime failure, 2 usage or config error.`,
     waypointCommand,
     caCommand,
     statusCommand,
+    checkCommand,
     certsCommand,
     validateCommand,
     configCommand,
