@@ -146,7 +146,21 @@ const badUsage: [string, string[], string][] = [
     "--listen",
     "nope",
   ], "cannot read /tmp/none/root-cert.pem"],
-  ["lab stray argument", ["lab", "extra"], 'unexpected argument "extra"'],
+  ["lab stray argument", ["lab", "extra"], 'unknown command "extra"'],
+  ["lab up stray argument", ["lab", "up", "extra"], 'ambit lab up: unexpected argument "extra"'],
+  ["lab up --dir without a value", ["lab", "up", "--dir"], "argument missing"],
+  ["lab down unknown option", ["lab", "down", "--frob"], "ambit lab down: Unknown option '--frob'"],
+  ["check without --config", ["check"], "ambit check: missing --config"],
+  [
+    "check without --node or --waypoint",
+    ["check", "--config", "config/lab"],
+    "ambit check: missing --node NAME (or --waypoint NS/NAME)",
+  ],
+  [
+    "status with a bad --wait-ready",
+    ["status", "--wait-ready", "soon"],
+    '--wait-ready "soon" is not a duration',
+  ],
   ["version stray argument", ["version", "x"], 'unexpected argument "x"'],
   [
     "bad --log-level",
@@ -166,6 +180,21 @@ Deno.test("every bad command line prints usage and exits 2", async () => {
       `${name}: usage shown\n${stderr}`,
     );
   });
+});
+
+Deno.test("the bad-usage table covers every command that runs", () => {
+  const paths: string[] = [];
+  const visit = (cmd: typeof rootCommand, path: string[]) => {
+    if (cmd.run && path.length > 0) paths.push(path.join(" "));
+    for (const sub of cmd.subcommands ?? []) visit(sub, [...path, sub.name]);
+  };
+  visit(rootCommand, []);
+  const covered = (p: string) =>
+    badUsage.some(([, args]) => {
+      const words = args.filter((a) => !a.startsWith("-"));
+      return words.slice(0, p.split(" ").length).join(" ") === p;
+    });
+  assertEquals(paths.filter((p) => !covered(p)), [], "commands without a bad-usage case");
 });
 
 Deno.test("every command has --help, exiting 0", async () => {

@@ -11,7 +11,7 @@ import { type Command, EXIT_FAILURE } from "./command.ts";
 const dirOption = {
   type: "string",
   arg: "DIR",
-  description: `the lab's directory (default ${defaultLabDir()})`,
+  description: "the lab's directory (default $XDG_RUNTIME_DIR/ambit-lab-<uid>, else /tmp/…)",
 } as const;
 
 /** `ambit lab up`. */
