@@ -23,25 +23,51 @@ export class AdminInUseError extends Error {
   override readonly name = "AdminInUseError";
 }
 
-/** Asks `GET /ready` on an admin address over a fresh connection; undefined when no ambit answers. */
+/**
+ * Asks `GET /ready` on an admin address over a new connection (plain
+ * HTTP/1.0 on a socket: no pooled client, so each call may reach another
+ * process sharing the port); undefined when no ambit answers.
+ */
 export async function runningAmbitAt(
   at: { hostname: string; port: number },
   timeoutMs = 500,
 ): Promise<RunningAmbit | undefined> {
-  const client = Deno.createHttpClient({});
+  let conn: Deno.TcpConn | undefined;
+  const timer = setTimeout(() => conn?.close(), timeoutMs);
   try {
+    conn = await Deno.connect({ hostname: at.hostname, port: at.port });
     const host = at.hostname.includes(":") ? `[${at.hostname}]` : at.hostname;
-    const res = await fetch(`http://${host}:${at.port}/ready`, {
-      client,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const body = await res.json().catch(() => undefined) as Partial<RunningAmbit> | undefined;
-    if (!body || typeof body.pid !== "number") return undefined;
-    return { pid: body.pid, ready: body.ready === true, role: body.role, name: body.name };
+    await conn.write(
+      new TextEncoder().encode(`GET /ready HTTP/1.0\r\nHost: ${host}:${at.port}\r\n\r\n`),
+    );
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const buf = new Uint8Array(4096);
+    while (size < 65536) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      chunks.push(buf.slice(0, n));
+      size += n;
+    }
+    const text = new TextDecoder().decode(
+      chunks.reduce((acc, c) => {
+        const out = new Uint8Array(acc.length + c.length);
+        out.set(acc);
+        out.set(c, acc.length);
+        return out;
+      }, new Uint8Array(0)),
+    );
+    const body = text.slice(text.indexOf("\r\n\r\n") + 4);
+    const parsed = JSON.parse(body) as Partial<RunningAmbit>;
+    if (typeof parsed.pid !== "number") return undefined;
+    return { pid: parsed.pid, ready: parsed.ready === true, role: parsed.role, name: parsed.name };
   } catch {
     return undefined;
   } finally {
-    client.close();
+    clearTimeout(timer);
+    try {
+      conn?.close();
+    } catch { /* closed */ }
   }
 }
 

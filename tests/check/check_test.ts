@@ -47,6 +47,33 @@ Deno.test("ambit check diagnoses a node against its real mesh", async (t) => {
       assertOk(Math.abs(r.checks[5].data?.skewMs as number) < 2000);
     });
 
+    await t.step(
+      "a role started on another node's admin address is refused (exit 2) before it binds anything",
+      async () => {
+        const r = await runAmbit([
+          "ztunnel",
+          "--config",
+          m.config,
+          "--node",
+          "node-a",
+          "--credential",
+          m.cred["node-a"],
+          "--admin",
+          `${m.a(2, 1)}:15000`,
+          ...NO_HOST_PORTS,
+        ]);
+        assertEquals(r.code, 2, r.stderr);
+        assertIncludes(
+          r.stderr,
+          `admin address ${m.a(2, 1)}:15000 belongs to ztunnel node-b (pid ${m.nodeB.pid})`,
+        );
+        assertIncludes(r.stderr, "give it another --admin");
+        // node-a's HBONE port was never bound: a plain listener can still take it.
+        const l = Deno.listen({ hostname: m.a(1, 1), port: 15008 });
+        l.close();
+      },
+    );
+
     await t.step("text output: a line per check and a summary", async () => {
       const r = await m.check();
       assertEquals(r.code, 0, r.stdout + r.stderr);
