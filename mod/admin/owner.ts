@@ -9,6 +9,7 @@
  */
 import type { Logger } from "../log/logger.ts";
 import type { AdminOwner } from "./admin.ts";
+import { concatBytes } from "../util/bytes.ts";
 
 /** What a running ambit says about itself on `GET /ready`. */
 export interface RunningAmbit {
@@ -49,14 +50,7 @@ export async function runningAmbitAt(
       chunks.push(buf.slice(0, n));
       size += n;
     }
-    const text = new TextDecoder().decode(
-      chunks.reduce((acc, c) => {
-        const out = new Uint8Array(acc.length + c.length);
-        out.set(acc);
-        out.set(c, acc.length);
-        return out;
-      }, new Uint8Array(0)),
-    );
+    const text = new TextDecoder().decode(concatBytes(chunks));
     const body = text.slice(text.indexOf("\r\n\r\n") + 4);
     const parsed = JSON.parse(body) as Partial<RunningAmbit>;
     if (typeof parsed.pid !== "number") return undefined;

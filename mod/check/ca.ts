@@ -14,6 +14,7 @@ import type { TrustMaterial } from "./certificates.ts";
 import { evaluateSkew, skewFromDate } from "./clock.ts";
 import type { CheckResult } from "./result.ts";
 import { probeTls } from "./tls_probe.ts";
+import { concatBytes } from "../util/bytes.ts";
 
 /** Options for {@link checkCa}. */
 export interface CaCheckOptions {
@@ -161,7 +162,7 @@ function httpGet(
       socket.removeAllListeners("end");
       socket.removeAllListeners("close");
       if (err) return reject(err);
-      const text = new TextDecoder().decode(concat(chunks));
+      const text = new TextDecoder().decode(concatBytes(chunks));
       const head = text.slice(
         0,
         text.indexOf("\r\n\r\n") === -1 ? text.length : text.indexOf("\r\n\r\n"),
@@ -190,16 +191,6 @@ function httpGet(
       `GET ${path} HTTP/1.1\r\nHost: ${h}\r\nConnection: close\r\nAccept: application/json\r\n\r\n`,
     );
   });
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
 }
 
 function round(ms: number): number {

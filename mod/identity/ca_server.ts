@@ -32,6 +32,7 @@ import {
 } from "./certs.ts";
 import { caId, parseSpiffeId, SpiffeIdError } from "./spiffe.ts";
 import { listenOn } from "../util/listen.ts";
+import { concatBytes } from "../util/bytes.ts";
 
 /** Largest request body accepted. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -260,7 +261,7 @@ export class CaServer {
         method: req.method ?? "GET",
         path: (req.url ?? "/").split("?")[0],
         contentType: req.headers["content-type"],
-        body: new TextDecoder().decode(concat(chunks)),
+        body: new TextDecoder().decode(concatBytes(chunks)),
         peerCert: peer?.raw ? new Uint8Array(peer.raw).slice() : undefined,
       }, ctx);
     }
@@ -287,14 +288,4 @@ export class CaServer {
       this.#server.closeAllConnections?.();
     });
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
 }
