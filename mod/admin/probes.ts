@@ -80,9 +80,16 @@ function serveProbe(
       return res;
     });
   } catch (e) {
+    const why = e instanceof Deno.errors.PermissionDenied
+      ? "ports below 1024 need CAP_NET_BIND_SERVICE (see deploy/systemd/README.md)"
+      : e instanceof Deno.errors.AddrNotAvailable
+      ? "the address is not on this host"
+      : e instanceof Deno.errors.AddrInUse
+      ? "another program holds it ('ambit check' names it)"
+      : "another process uses it, or the address is not local";
     throw new ProbeListenError(
       `cannot serve ${what} on ${o.hostname}:${o.port}: ${(e as Error).message} ` +
-        `(another process uses it, or the address is not local: pass --${what} HOST:PORT or --${what} off)`,
+        `(${why}: pass --${what} HOST:PORT or --${what} off)`,
     );
   }
   const addr = server.addr;

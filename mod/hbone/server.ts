@@ -145,7 +145,7 @@ export class HboneServer {
         reject(
           new Error(
             `cannot listen for HBONE on ${options.listen.ip}:${options.listen.port}: ${e.message}; ` +
-              "the node's address (Node.spec.address) must be assigned to this host and the port free",
+              hboneListenHint((e as { code?: string }).code),
             { cause: e },
           ),
         ));
@@ -346,4 +346,16 @@ const NodeHboneServer = useNodeHttp2() ? (await import("./server_node.ts")).Node
 
 function contextKey(c: ServingCert, roots: string): string {
   return `${c.serial}|${roots.length}|${roots.slice(-64)}`;
+}
+
+/** What to do when the HBONE listener cannot bind, by error code. */
+function hboneListenHint(code?: string): string {
+  if (code === "EACCES") {
+    return "ports below 1024 need CAP_NET_BIND_SERVICE (see deploy/systemd/README.md)";
+  }
+  if (code === "EADDRINUSE") return "another program holds the port ('ambit check' names it)";
+  if (code === "EADDRNOTAVAIL") {
+    return "the node's address (Node.spec.address) must be assigned to this host";
+  }
+  return "the node's address (Node.spec.address) must be assigned to this host and the port free";
 }
