@@ -7,9 +7,6 @@
  */
 import { isLoopbackIp, parseDuration } from "../config/formats.ts";
 import type { CheckedRole, ListenChoice, ListenChoices } from "../check/listeners.ts";
-import { jsonReport, textReport } from "../check/report.ts";
-import { exitCodeFor } from "../check/result.ts";
-import { runChecks, UnknownTargetError } from "../check/run.ts";
 import {
   type Command,
   type Context,
@@ -100,9 +97,15 @@ Exit status: 0 nothing failed (warnings allowed), 1 a check failed, 2 usage.`,
     const listen = listenChoices(ctx);
     const timeoutMs = positiveDuration(ctx, "timeout");
     const certWarnMs = positiveDuration(ctx, "cert-warn");
+    // Loaded only by this command: the node roles do not carry the checks in memory.
+    const [check, report, result] = await Promise.all([
+      import("../check/run.ts"),
+      import("../check/report.ts"),
+      import("../check/result.ts"),
+    ]);
     let results;
     try {
-      results = await runChecks({
+      results = await check.runChecks({
         configPath,
         role,
         credentialDir,
@@ -113,16 +116,16 @@ Exit status: 0 nothing failed (warnings allowed), 1 a check failed, 2 usage.`,
         certWarnMs,
       });
     } catch (e) {
-      if (e instanceof UnknownTargetError) throw new UsageError(e.message);
+      if (e instanceof check.UnknownTargetError) throw new UsageError(e.message);
       throw e;
     }
     if (ctx.options.output === "json") {
       const name = role.role === "ztunnel" ? role.node : role.name;
-      ctx.out(JSON.stringify(jsonReport(results, { role: role.role, name }), null, 2));
+      ctx.out(JSON.stringify(report.jsonReport(results, { role: role.role, name }), null, 2));
     } else {
-      for (const line of textReport(results)) ctx.out(line);
+      for (const line of report.textReport(results)) ctx.out(line);
     }
-    return exitCodeFor(results);
+    return result.exitCodeFor(results);
   },
 };
 

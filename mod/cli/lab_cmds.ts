@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { runLab } from "../lab/lab.ts";
-import { defaultLabDir, labDown, LabRunningError, labUp, superviseLab } from "../lab/lab_up.ts";
+// The lab's modules are loaded only by the lab commands (the node roles do not carry them).
+import { defaultLabDir } from "../lab/lab_dir.ts";
 import { type Command, EXIT_FAILURE } from "./command.ts";
 
 const dirOption = {
@@ -38,6 +38,7 @@ when a lab already runs in DIR or the lab did not come up.`,
   examples: ["ambit lab up", "ambit lab up --dir /tmp/lab && ambit status --admin 127.0.1.1:15000"],
   async run(ctx) {
     const dir = ctx.options.dir as string | undefined;
+    const { labUp, LabRunningError, superviseLab } = await import("../lab/lab_up.ts");
     try {
       if (ctx.options.foreground) {
         return await superviseLab({
@@ -68,8 +69,9 @@ grace period), and removes the lab directory when 'lab up' created it.
 Exit status 1 when a process would not stop; 0 when no lab runs.`,
   options: { dir: dirOption },
   examples: ["ambit lab down", "ambit lab down --dir /tmp/lab"],
-  run(ctx) {
-    return labDown({ dir: ctx.options.dir as string | undefined, out: ctx.out });
+  async run(ctx) {
+    const { labDown } = await import("../lab/lab_up.ts");
+    return await labDown({ dir: ctx.options.dir as string | undefined, out: ctx.out });
   },
 };
 
@@ -92,7 +94,8 @@ namespace by hot reload, and stops them. 'ambit lab up' leaves it running.`,
   },
   subcommands: [labUpCommand, labDownCommand],
   examples: ["ambit lab", "ambit lab up", "ambit lab down"],
-  run(ctx) {
-    return runLab({ out: ctx.out, dir: ctx.options.dir as string | undefined });
+  async run(ctx) {
+    const { runLab } = await import("../lab/lab.ts");
+    return await runLab({ out: ctx.out, dir: ctx.options.dir as string | undefined });
   },
 };
