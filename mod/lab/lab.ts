@@ -223,13 +223,14 @@ export async function runLab(options: LabOptions): Promise<number> {
       }
     }
     out("");
-    out("Explore: ambit validate config/lab · ambit config dump --config config/lab --node node-a");
-    out(
-      "         ambit lab --dir /tmp/lab keeps the files; while a node runs: ambit status --admin 127.0.1.1:15000,",
-    );
-    out(
-      "         curl 127.0.1.1:15020/metrics, curl 127.0.1.1:15021/healthz/ready, dig @127.0.1.1 -p 15053 <service host>",
-    );
+    if (!options.stayUp) {
+      const ambit = selfDisplayName();
+      out(`Explore: ${ambit} lab up   # the same lab, left running, with where to look`);
+      out(`         ${ambit} lab down # stops it`);
+      out(
+        `         ${ambit} validate config/lab · ${ambit} config dump --config config/lab --node node-a`,
+      );
+    }
     return clean ? 0 : 1;
   } finally {
     for (const [, child] of children) await child.stop(2000);
