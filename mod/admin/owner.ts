@@ -24,19 +24,41 @@ export class AdminInUseError extends Error {
   override readonly name = "AdminInUseError";
 }
 
+/** What one `GET /ready` on a new connection saw. */
+export type ReadyProbe =
+  | {
+    readonly kind: "answer";
+    readonly status: number;
+    /** The body parsed as JSON (undefined when it is not JSON). */
+    readonly body?: Record<string, unknown>;
+    readonly text: string;
+  }
+  | { readonly kind: "error"; readonly message: string; readonly timedOut: boolean };
+
 /**
- * Asks `GET /ready` on an admin address over a new connection (plain
- * HTTP/1.0 on a socket: no pooled client, so each call may reach another
- * process sharing the port); undefined when no ambit answers.
+ * `GET /ready` on an admin address over a new connection: plain HTTP/1.0 on
+ * a socket of its own, no pooled client, so while two processes share the
+ * port (an upgrade) each call may reach either. `timeoutMs` covers the
+ * connect and the answer.
  */
-export async function runningAmbitAt(
+export async function probeReady(
   at: { hostname: string; port: number },
-  timeoutMs = 500,
-): Promise<RunningAmbit | undefined> {
+  timeoutMs: number,
+): Promise<ReadyProbe> {
   let conn: Deno.TcpConn | undefined;
-  const timer = setTimeout(() => conn?.close(), timeoutMs);
+  let timedOut = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      reject(new Error(`no answer within ${Math.round(timeoutMs)} ms`));
+    }, timeoutMs);
+  });
+  expired.catch(() => {});
   try {
-    conn = await Deno.connect({ hostname: at.hostname, port: at.port });
+    const connecting = Deno.connect({ hostname: at.hostname, port: at.port });
+    connecting.then((c) => timedOut && c.close(), () => {});
+    conn = await Promise.race([connecting, expired]);
     const host = at.hostname.includes(":") ? `[${at.hostname}]` : at.hostname;
     await conn.write(
       new TextEncoder().encode(`GET /ready HTTP/1.0\r\nHost: ${host}:${at.port}\r\n\r\n`),
@@ -45,24 +67,48 @@ export async function runningAmbitAt(
     let size = 0;
     const buf = new Uint8Array(4096);
     while (size < 65536) {
-      const n = await conn.read(buf);
+      const n = await Promise.race([conn.read(buf), expired]);
       if (n === null) break;
       chunks.push(buf.slice(0, n));
       size += n;
     }
-    const text = new TextDecoder().decode(concatBytes(chunks));
-    const body = text.slice(text.indexOf("\r\n\r\n") + 4);
-    const parsed = JSON.parse(body) as Partial<RunningAmbit>;
-    if (typeof parsed.pid !== "number") return undefined;
-    return { pid: parsed.pid, ready: parsed.ready === true, role: parsed.role, name: parsed.name };
-  } catch {
-    return undefined;
+    const raw = new TextDecoder().decode(concatBytes(chunks));
+    const status = Number(/^HTTP\/1\.[01] ([0-9]{3})/.exec(raw)?.[1] ?? 0);
+    const split = raw.indexOf("\r\n\r\n");
+    if (status === 0 || split < 0) {
+      return { kind: "error", message: "the answer is not HTTP", timedOut: false };
+    }
+    const text = raw.slice(split + 4);
+    let body: Record<string, unknown> | undefined;
+    try {
+      const parsed = JSON.parse(text);
+      if (parsed && typeof parsed === "object") body = parsed;
+    } catch { /* not JSON */ }
+    return { kind: "answer", status, body, text };
+  } catch (e) {
+    return { kind: "error", message: (e as Error).message, timedOut };
   } finally {
     clearTimeout(timer);
     try {
       conn?.close();
     } catch { /* closed */ }
   }
+}
+
+/** Who answers `GET /ready` on an admin address (see {@link probeReady}); undefined when no ambit does. */
+export async function runningAmbitAt(
+  at: { hostname: string; port: number },
+  timeoutMs = 500,
+): Promise<RunningAmbit | undefined> {
+  const r = await probeReady(at, timeoutMs);
+  if (r.kind !== "answer" || typeof r.body?.pid !== "number") return undefined;
+  const { pid, ready, role, name } = r.body;
+  return {
+    pid,
+    ready: ready === true,
+    role: typeof role === "string" ? role : undefined,
+    name: typeof name === "string" ? name : undefined,
+  };
 }
 
 /**

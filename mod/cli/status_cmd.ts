@@ -19,6 +19,7 @@ import {
 import { ADMIN_CLIENT_OPTION, readAdmin } from "./admin_client.ts";
 import { table } from "./table.ts";
 import { parseDuration } from "../config/formats.ts";
+import { probeReady } from "../admin/owner.ts";
 
 interface WorkloadsView {
   node: string;
@@ -142,7 +143,7 @@ async function waitReady(ctx: Context): Promise<number> {
   while (true) {
     const attemptStart = performance.now();
     const timeoutMs = Math.max(MIN_ATTEMPT_MS, Math.min(ATTEMPT_MS, deadline - attemptStart));
-    const seen = await askReady(url, pid, timeoutMs);
+    const seen = await askReady(at, url, pid, timeoutMs);
     // An attempt cut short by the deadline says less than the one before it.
     if (!(seen.ready === false && seen.timedOut && timeoutMs < ATTEMPT_MS && last)) last = seen;
     if (last.ready) {
@@ -175,48 +176,35 @@ function parsePid(value: string | undefined): number | undefined {
   return Number(value);
 }
 
-/**
- * One `GET /ready` on a connection of its own (a pooled connection would keep
- * asking the same process while two share the port).
- */
-async function askReady(url: string, pid: number | undefined, timeoutMs: number): Promise<Attempt> {
-  const client = Deno.createHttpClient({});
-  try {
-    const res = await fetch(url, { client, signal: AbortSignal.timeout(timeoutMs) });
-    const text = await res.text();
-    let body: { ready?: unknown; pending?: unknown; pid?: unknown };
-    try {
-      body = JSON.parse(text);
-    } catch {
-      return { ready: false, why: `${url} answered ${res.status}: ${text.trim().slice(0, 200)}` };
-    }
-    if (typeof body?.ready !== "boolean" || typeof body.pid !== "number") {
-      return { ready: false, why: `${url} answered ${res.status} without ready and pid: ${text}` };
-    }
-    if (pid !== undefined && body.pid !== pid) {
-      return { ready: false, why: `only pid ${body.pid} answered (waiting for pid ${pid})` };
-    }
-    if (body.ready) return { ready: true, pid: body.pid };
-    const pending = Array.isArray(body.pending) ? body.pending.map(String) : [];
+/** One `GET /ready` on a connection of its own ({@link probeReady}), as an {@link Attempt}. */
+async function askReady(
+  at: { hostname: string; port: number },
+  url: string,
+  pid: number | undefined,
+  timeoutMs: number,
+): Promise<Attempt> {
+  const r = await probeReady(at, timeoutMs);
+  if (r.kind === "error") {
     return {
       ready: false,
-      why: `pid ${body.pid} pending: ${pending.join("; ") || "(nothing listed)"}`,
+      why: `cannot read ${url}: ${r.message} (is the process running?)`,
+      timedOut: r.timedOut,
     };
-  } catch (e) {
-    const timedOut = e instanceof DOMException && e.name === "TimeoutError";
-    const msg = timedOut
-      ? `no answer within ${Math.round(timeoutMs)} ms`
-      : connectError(e as Error);
-    return { ready: false, why: `cannot read ${url}: ${msg} (is the process running?)`, timedOut };
-  } finally {
-    client.close();
   }
-}
-
-/** The useful part of a fetch failure: "Connection refused (os error 111)" rather than "fetch failed". */
-function connectError(e: Error): string {
-  const cause = (e.cause as Error | undefined)?.message;
-  if (!cause) return e.message;
-  const m = /: ([^:]+ \(os error [0-9]+\))$/.exec(cause);
-  return m ? m[1] : cause;
+  const body = r.body;
+  if (!body) {
+    return { ready: false, why: `${url} answered ${r.status}: ${r.text.trim().slice(0, 200)}` };
+  }
+  if (typeof body.ready !== "boolean" || typeof body.pid !== "number") {
+    return { ready: false, why: `${url} answered ${r.status} without ready and pid: ${r.text}` };
+  }
+  if (pid !== undefined && body.pid !== pid) {
+    return { ready: false, why: `only pid ${body.pid} answered (waiting for pid ${pid})` };
+  }
+  if (body.ready) return { ready: true, pid: body.pid };
+  const pending = Array.isArray(body.pending) ? body.pending.map(String) : [];
+  return {
+    ready: false,
+    why: `pid ${body.pid} pending: ${pending.join("; ") || "(nothing listed)"}`,
+  };
 }

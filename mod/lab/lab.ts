@@ -294,44 +294,42 @@ async function showTraffic(
     }),
   );
   const nodeB = children.find(([l]) => l === "ztunnel node-b")![1];
-  {
-    out("Traffic (sample app ratings on 127.0.2.20:9090 reads the PROXY header for its caller):");
-    const svc = s.services.get("payments/ratings")!;
-    const reviews = s.workloads.get("shop/reviews-v1")!;
-    const allowed = await ask("127.0.2.1", 9090, "hello from reviews-v1", reviews.address);
-    out(`  reviews-v1 → ratings via node-b port 127.0.2.1:9090:`);
-    out(`    ${allowed.reply || `no reply (${allowed.error ?? "closed"})`}`);
-    const productpage = s.workloads.get("shop/productpage")!;
-    const from = nodeB.records.length;
-    const across = await ask(svc.vip, 9090, "hello from productpage", productpage.address);
-    const carried = await nodeB.waitForRecord((r) => r.msg === "inbound connection closed", {
-      from,
-    }).catch(() => undefined);
-    out(`  productpage → ratings VIP ${svc.vip}:9090 (node-a → HBONE mTLS → node-b):`);
-    out(`    ${across.reply || `no reply (${across.error ?? "closed"})`}`);
-    if (carried) {
-      out(
-        `    node-b: ${carried.src_identity} → ${carried.dst_identity}, ` +
-          `${carried.bytes_received} bytes in, ${carried.bytes_sent} bytes out`,
-      );
-    }
-    const sleep = s.workloads.get("shop/sleep")!;
-    const denied = await ask(svc.vip, 9090, "hello from sleep", sleep.address);
-    out(`  sleep → ratings VIP ${svc.vip}:9090 (node-a → HBONE → node-b):`);
-    if (denied.reply) out(`    unexpected reply: ${denied.reply}`);
-    const rec = await nodeB.waitForRecord((r) => r.msg === "inbound connection denied", {
-      from,
-    }).catch(() => undefined);
+  out("Traffic (sample app ratings on 127.0.2.20:9090 reads the PROXY header for its caller):");
+  const svc = s.services.get("payments/ratings")!;
+  const reviews = s.workloads.get("shop/reviews-v1")!;
+  const allowed = await ask("127.0.2.1", 9090, "hello from reviews-v1", reviews.address);
+  out(`  reviews-v1 → ratings via node-b port 127.0.2.1:9090:`);
+  out(`    ${allowed.reply || `no reply (${allowed.error ?? "closed"})`}`);
+  const productpage = s.workloads.get("shop/productpage")!;
+  const from = nodeB.records.length;
+  const across = await ask(svc.vip, 9090, "hello from productpage", productpage.address);
+  const carried = await nodeB.waitForRecord((r) => r.msg === "inbound connection closed", {
+    from,
+  }).catch(() => undefined);
+  out(`  productpage → ratings VIP ${svc.vip}:9090 (node-a → HBONE mTLS → node-b):`);
+  out(`    ${across.reply || `no reply (${across.error ?? "closed"})`}`);
+  if (carried) {
     out(
-      rec
-        ? `    refused by node-b: ${rec.source} is not allowed (${rec.reason})`
-        : `    connection closed without a reply`,
+      `    node-b: ${carried.src_identity} → ${carried.dst_identity}, ` +
+        `${carried.bytes_received} bytes in, ${carried.bytes_sent} bytes out`,
     );
-    out("");
-    await showNamesAndProxies(s, out);
-    await showL7(s, apps, out);
-    await showMetrics(s, out);
   }
+  const sleep = s.workloads.get("shop/sleep")!;
+  const denied = await ask(svc.vip, 9090, "hello from sleep", sleep.address);
+  out(`  sleep → ratings VIP ${svc.vip}:9090 (node-a → HBONE → node-b):`);
+  if (denied.reply) out(`    unexpected reply: ${denied.reply}`);
+  const rec = await nodeB.waitForRecord((r) => r.msg === "inbound connection denied", {
+    from,
+  }).catch(() => undefined);
+  out(
+    rec
+      ? `    refused by node-b: ${rec.source} is not allowed (${rec.reason})`
+      : `    connection closed without a reply`,
+  );
+  out("");
+  await showNamesAndProxies(s, out);
+  await showL7(s, apps, out);
+  await showMetrics(s, out);
 }
 
 /** Mesh DNS on node-a, then productpage reaching ratings by name through node-a's SOCKS5 proxy. */

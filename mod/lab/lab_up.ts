@@ -33,8 +33,6 @@ export class LabRunningError extends Error {
   override readonly name = "LabRunningError";
 }
 
-export { defaultLabDir };
-
 const stateFile = (dir: string) => `${dir}/lab.json`;
 
 /** Reads `DIR/lab.json`; undefined when there is none. */

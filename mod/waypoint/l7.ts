@@ -93,17 +93,13 @@ export class L7Drain {
   /** Starts draining every tracked connection. */
   start(): void {
     this.#draining = true;
-    for (const [stream, st] of this.#h1) {
-      if (st.inflight === 0) stream.end();
-      // Responses not yet begun tell the client this connection ends after them.
-      for (const res of st.responses) if (!res.headersSent) res.shouldKeepAlive = false;
-    }
+    for (const [stream, st] of this.#h1) if (st.inflight === 0) stream.end();
     for (const session of this.#h2) session.close();
   }
 
   /** Tracks an HTTP/1.1 tunnel stream. */
   trackH1(stream: Duplex): H1State {
-    const st: H1State = { inflight: 0, responses: new Set() };
+    const st: H1State = { inflight: 0 };
     this.#h1.set(stream, st);
     stream.once("close", () => this.#h1.delete(stream));
     return st;
@@ -122,10 +118,9 @@ export class L7Drain {
   }
 }
 
-/** An HTTP/1.1 connection in a tunnel: its requests in progress. */
+/** An HTTP/1.1 connection in a tunnel: how many of its requests are in progress. */
 interface H1State {
   inflight: number;
-  readonly responses: Set<http.ServerResponse>;
 }
 
 /** Which endpoint a request went to, for metrics and logs. */
@@ -302,14 +297,10 @@ export function serveHttp1(ctx: L7Context, stream: Duplex, info: TunnelInfo): vo
       const st = ctx.drain?.h1(req.socket);
       if (st) {
         st.inflight++;
-        st.responses.add(res);
         res.once("close", () => {
           st.inflight--;
-          st.responses.delete(res);
           if (ctx.drain!.draining && st.inflight === 0) req.socket.end();
         });
-        // Stopping: this is the connection's last response.
-        if (ctx.drain!.draining) res.shouldKeepAlive = false;
       }
       handleHttp1(ctx, i, req, res).catch((e) => {
         ctx.logger.error("waypoint request failed", { error: e as Error });
@@ -348,6 +339,10 @@ async function handleHttp1(
   res: http.ServerResponse,
 ): Promise<void> {
   const headers = fromRaw(req.rawHeaders);
+  // Stopping: a response begun now is its connection's last (connection: close).
+  const lastIfDraining = () => {
+    if (ctx.drain?.draining) res.shouldKeepAlive = false;
+  };
   const ex: Exchange = {
     h2: false,
     request: {
@@ -359,6 +354,7 @@ async function handleHttp1(
     },
     body: req,
     respond(status, h) {
+      lastIfDraining();
       res.writeHead(status, endToEnd(h).flat());
     },
     write: (c) => res.write(c),
@@ -370,6 +366,7 @@ async function handleHttp1(
       res.end();
     },
     reply(status, body, h = []) {
+      lastIfDraining();
       res.writeHead(status, [["content-type", "text/plain"], ...h].flat());
       res.end(body);
     },

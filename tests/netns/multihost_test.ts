@@ -33,6 +33,7 @@ import {
 import { containsBytes, type TcpSegment, tcpSegments } from "./_pcap.ts";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import type { L7Result } from "./_l7.ts";
+import { meshAndNodes, service, workload } from "./_mesh_yaml.ts";
 
 const UNAVAILABLE = netnsUnavailable();
 const TD = "ambit.netns";
@@ -62,16 +63,7 @@ interface MeshOptions {
 
 function meshYaml(bed: Bed, o: MeshOptions = {}): string {
   const docs = [
-    `apiVersion: ambit.io/v1alpha1
-kind: Mesh
-metadata: { name: mesh }
-spec: { trustDomain: ${TD}, ca: { address: "${bed.wire.address}:15012" } }`,
-    ...bed.hosts.map((h) =>
-      `apiVersion: ambit.io/v1alpha1
-kind: Node
-metadata: { name: host-${h.name} }
-spec: { address: ${h.address} }`
-    ),
+    ...meshAndNodes(bed, TD),
     `apiVersion: v1
 kind: Namespace
 metadata: { name: apps, labels: { istio.io/dataplane-mode: ambient } }`,
@@ -245,26 +237,6 @@ spec:
   action: ALLOW
   rules: [{ from: [{ source: { requestPrincipals: ["${JWT_ISSUER}/*"] } }] }]`,
   ];
-}
-
-function workload(ns: string, name: string, node: string, address?: string): string {
-  return `apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: ${name}, namespace: ${ns} }
-spec:
-  node: ${node}
-  serviceAccount: ${name}
-  labels: { app: ${name} }${address ? `\n  address: ${address}` : ""}`;
-}
-
-function service(ns: string, name: string, vip: string, port: number, target: number): string {
-  return `apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${ns} }
-spec:
-  clusterIP: ${vip}
-  selector: { app: ${name} }
-  ports: [{ name: tcp, port: ${port}, targetPort: ${target} }]`;
 }
 
 function policy(name: string, action: "ALLOW" | "DENY", principals: string[]): string {

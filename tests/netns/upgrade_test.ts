@@ -19,6 +19,7 @@ import { assertEquals, assertIncludes, assertOk } from "../_util/asserts.ts";
 import { runAmbit } from "../_util/proc.ts";
 import { selfCommand } from "../../mod/lab/self.ts";
 import { Bed, type NetnsProcess, netnsUnavailable, sh } from "./_netns.ts";
+import { meshAndNodes, service, workload } from "./_mesh_yaml.ts";
 
 const UNAVAILABLE = netnsUnavailable();
 const TD = "ambit.upgrade";
@@ -30,34 +31,14 @@ const DRAIN = "60s";
 const id = (sa: string) => `spiffe://${TD}/ns/apps/sa/${sa}`;
 
 function meshYaml(bed: Bed): string {
-  const wl = (name: string, node: string) =>
-    `apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: ${name}, namespace: apps }
-spec: { node: host-${node}, serviceAccount: ${name}, labels: { app: ${name} } }`;
   return [
-    `apiVersion: ambit.io/v1alpha1
-kind: Mesh
-metadata: { name: mesh }
-spec: { trustDomain: ${TD}, ca: { address: "${bed.wire.address}:15012" } }`,
-    ...bed.hosts.map((h) =>
-      `apiVersion: ambit.io/v1alpha1
-kind: Node
-metadata: { name: host-${h.name} }
-spec: { address: ${h.address} }`
-    ),
+    ...meshAndNodes(bed, TD),
     `apiVersion: v1
 kind: Namespace
 metadata: { name: apps, labels: { istio.io/dataplane-mode: ambient } }`,
-    wl("client-a", "a"),
-    wl("echo", "b"),
-    `apiVersion: v1
-kind: Service
-metadata: { name: echo, namespace: apps }
-spec:
-  clusterIP: ${VIP}
-  selector: { app: echo }
-  ports: [{ name: tcp, port: 80, targetPort: 8080 }]`,
+    workload("apps", "client-a", "host-a"),
+    workload("apps", "echo", "host-b"),
+    service("apps", "echo", VIP, 80, 8080),
   ].join("\n---\n") + "\n";
 }
 
