@@ -11,10 +11,13 @@
  * 1. Single-stream throughput: --bytes through one connection into a sink
  *    that answers with the count received (only the count comes back; the
  *    run fails unless every byte arrived), MiB/s, and the proxies' CPU time.
- * 2. Request/response latency: 1 KiB echoes at --rate per second for
- *    --seconds, over one persistent connection and over each count in
+ * 2. Request/response latency: 1 KiB echoes at --rate per second, --seconds
+ *    per path, over one persistent connection and over each count in
  *    --latency-conns; latency from the scheduled send time (no coordinated
- *    omission); p50, p99, and the p99 each path adds over direct TCP.
+ *    omission); p50, p99, and the p99 each path adds over direct TCP. The
+ *    three paths take turns in --slice slices of one schedule (direct,
+ *    stunnel, ambit, direct, ...), so a burst of load from outside (on a VM:
+ *    the host's other guests) falls on every path alike.
  * 3. New connections per second: connect, send 1 KiB, read it back, close,
  *    --concurrency at a time for --conn-seconds.
  * 4. Proxy memory (VmRSS from /proc/<pid>/status): idle after start and
@@ -28,7 +31,7 @@
  * ambit/stunnel ≥ 0.5, added p99 (one connection) ≤ 1 ms, idle RSS ≤ 80 MiB.
  *
  *   deno run -A scripts/bench_dataplane.ts [--quick] [--runs 5] [--bytes 1GiB]
- *     [--chunk 128KiB] [--rate 1000] [--seconds 5] [--warmup 0.5]
+ *     [--chunk 128KiB] [--rate 1000] [--seconds 5] [--warmup 0.5] [--slice 0.2]
  *     [--latency-conns 1,16] [--conn-seconds 5] [--concurrency 16]
  *     [--tunnels 1000] [--ztunnel-log-level info] [--json FILE] [--keep]
  *
@@ -89,6 +92,7 @@ const { values } = parseArgs({
     rate: { type: "string", default: "1000" },
     seconds: { type: "string" },
     warmup: { type: "string", default: "0.5" },
+    slice: { type: "string", default: "0.2" },
     "latency-conns": { type: "string" },
     "conn-seconds": { type: "string" },
     concurrency: { type: "string", default: "16" },
@@ -130,6 +134,7 @@ const CHUNK = parseSize(values.chunk, "chunk");
 const RATE = parseNum(values.rate, "rate", 1, 100_000);
 const SECONDS = parseNum(pick(values.seconds, "5", "2"), "seconds", 0.1, 3600);
 const WARMUP = parseNum(values.warmup, "warmup", 0, 60);
+const SLICE = parseNum(values.slice, "slice", 0.01, 3600);
 const LAT_CONNS = pick(values["latency-conns"], "1,16", "1").split(",").map((s) =>
   parseNum(s, "latency-conns", 1, 1000)
 );
@@ -245,30 +250,48 @@ async function throughput(
     : { mibPerSecond: r.mibPerSecond, seconds: r.seconds, cpuPerGiB };
 }
 
+/**
+ * Fixed-rate latency on every path at once, interleaved in --slice slices
+ * (one Python client; see _bench_latency_py.ts): host noise lands on all
+ * paths alike. CPU per request is each path's proxies' CPU over its own requests.
+ */
 async function latency(
   py: string,
-  to: HostPort,
+  t: Targets,
   conns: number,
-  procs: readonly Proc[],
-): Promise<LatencyRun> {
-  const before = await cpuOf(procs);
+  procs: Procs,
+): Promise<Record<PathName, LatencyRun>> {
+  const all = PATHS.flatMap((p) => procs[p]);
+  const before = await cpuOf(all);
   const c = new LineChild("latency client (python3)", "python3", [
     py,
-    to.hostname,
-    String(to.port),
     String(RATE),
     String(SECONDS),
     String(conns),
     String(SIZE),
     String(WARMUP),
+    String(SLICE),
+    ...PATHS.map((p) => hp(t[p].echo)),
   ]);
   try {
-    const r = await c.json<LatencyRun & { error: string | null }>((WARMUP + SECONDS + 30) * 1000);
-    const after = await cpuOf(procs);
-    const cpu = after.reduce((a, x, i) => a + x - before[i], 0);
-    const error = r.error ??
-      (r.requests < r.expected ? `${r.expected - r.requests} answers missing` : undefined);
-    return { ...r, cpuUsPerRequest: Math.round(cpu * 1e6 / Math.max(1, r.requests)), error };
+    const r = await c.json<
+      { targets: (LatencyRun & { expected: number })[]; error: string | null }
+    >(
+      (WARMUP + SECONDS * PATHS.length + 30) * 1000,
+    );
+    const after = await cpuOf(all);
+    const cpu = new Map(all.map((p, i) => [p, after[i] - before[i]]));
+    return Object.fromEntries(PATHS.map((p, i) => {
+      const l = r.targets[i];
+      const used = procs[p].reduce((a, x) => a + (cpu.get(x) ?? 0), 0);
+      const error = r.error ??
+        (l.requests < l.expected ? `${l.expected - l.requests} answers missing` : undefined);
+      return [p, {
+        ...l,
+        cpuUsPerRequest: Math.round(used * 1e6 / Math.max(1, l.requests)),
+        error,
+      }];
+    })) as Record<PathName, LatencyRun>;
   } finally {
     await c.stop();
   }
@@ -395,11 +418,8 @@ async function measureTraffic(
     rec.throughput[p] = await throughput(t[p].sink, BYTES, procs[p]);
   }
   for (const n of LAT_CONNS) {
-    rec.latency[n] = {} as Record<PathName, LatencyRun>;
-    for (const p of PATHS) {
-      log(`latency over ${n} connection(s), ${p}`);
-      rec.latency[n][p] = await latency(py, t[p].echo, n, procs[p]);
-    }
+    log(`latency over ${n} connection(s), ${PATHS.join(", ")} interleaved in ${SLICE} s slices`);
+    rec.latency[n] = await latency(py, t, n, procs);
   }
   for (const p of PATHS) {
     log(`new connections, ${p}`);
@@ -618,6 +638,7 @@ const SETTINGS = {
   rate: RATE,
   seconds: SECONDS,
   warmup: WARMUP,
+  slice: SLICE,
   latencyConnections: LAT_CONNS,
   connSeconds: CONN_SECONDS,
   concurrency: CONCURRENCY,
