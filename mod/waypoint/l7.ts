@@ -44,6 +44,12 @@ import {
 import type { WaypointTarget } from "./target.ts";
 import { openEndpoint, openWorkload } from "./upstream.ts";
 import type { UpstreamPool } from "./upstream_pool.ts";
+import {
+  Http1Connection,
+  type Http1Exchange,
+  type Http1Pool,
+  Http1ResponseError,
+} from "./http1_client.ts";
 
 /** One request's access record. */
 export type RequestRecord = Record<string, unknown>;
@@ -130,10 +136,10 @@ interface UpstreamRef {
   readonly peerIdentity?: string;
 }
 
-/** How a try reaches the endpoint: its own tunnel, a pooled HTTP/1.1 agent, or a shared HTTP/2 session. */
+/** How a try reaches the endpoint: its own tunnel, pooled HTTP/1.1 connections, or a shared HTTP/2 session. */
 type Via =
   | { readonly stream: Duplex }
-  | { readonly agent: http.Agent }
+  | { readonly h1: Http1Pool }
   | { readonly session: http2.ClientHttp2Session };
 
 /** Who sent a tunnel and what it is for. */
@@ -669,7 +675,7 @@ async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise
                 plan.request.authority,
               ),
             }
-            : { agent: ctx.upstreams.agent(plan.backend, endpoint, plan.port) };
+            : { h1: ctx.upstreams.h1(plan.backend, endpoint, plan.port) };
         } else {
           const c = await openEndpoint(
             {
@@ -880,88 +886,114 @@ function responseHeaders(tr: TryRequest, hs: HeaderList): HeaderList {
     : modifyResponseHeaders(hs, tr.responseModifiers).map(([k, v]) => [k, v] as [string, string]);
 }
 
-function forwardHttp1(ex: Exchange, via: Via, tr: TryRequest): Promise<Forwarded> {
-  const stream = "stream" in via ? via.stream : undefined;
+/** The headers of a try toward an HTTP/1.1 app: `host` from `:authority`, no `te`. */
+function http1Headers(tr: TryRequest, close: boolean): HeaderList {
+  const out: HeaderList = [];
+  const hasHost = getHeader(tr.headers, "host") !== undefined;
+  // HTTP/1.1 needs Host; from HTTP/2 it comes as :authority.
+  if (!hasHost && tr.authority) out.push(["host", tr.authority]);
+  for (const h of tr.headers) {
+    if (h[0] === "te" || (h[0] === "host" && tr.authority !== "")) continue;
+    out.push(h);
+  }
+  if (hasHost && tr.authority) out.push(["host", tr.authority]);
+  // A tunnel of its own ends with the request; a pooled one is kept alive.
+  if (close) out.push(["connection", "close"]);
+  return out;
+}
+
+async function forwardHttp1(ex: Exchange, via: Via, tr: TryRequest): Promise<Forwarded> {
+  const own = "stream" in via;
+  let conn: Http1Connection;
+  let reused = false;
+  if (own) conn = new Http1Connection(via.stream);
+  else ({ conn, reused } = await (via as { h1: Http1Pool }).h1.acquire());
   return new Promise((resolve) => {
     const r: Forwarded = { status: 0, flags: "-", responseBytes: 0 };
     let done = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let trailerNames = false;
     const end = (x: Forwarded) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       resolve(x);
     };
-    const up = http.request({
-      method: tr.method,
-      path: tr.path,
-      headers: [
-        // HTTP/1.1 needs Host; from HTTP/2 it comes as :authority.
-        ...(getHeader(tr.headers, "host") === undefined && tr.authority
-          ? [["host", tr.authority]]
-          : []),
-        ...tr.headers.filter(([k]) => k !== "te" && (k !== "host" || tr.authority === "")),
-        ...(getHeader(tr.headers, "host") !== undefined && tr.authority
-          ? [["host", tr.authority]]
-          : []),
-        // A tunnel of its own ends with the request; a pooled one is kept alive.
-        ...(stream ? [["connection", "close"]] : []),
-      ].flat(),
-      setHost: false,
-      ...(stream
-        ? { createConnection: () => stream }
-        : { agent: (via as { agent: http.Agent }).agent }),
-    } as unknown as http.RequestOptions);
+    const contentLength = getHeader(tr.headers, "content-length");
+    let discard = false;
+    let up: Http1Exchange;
+    try {
+      up = conn.request({
+        method: tr.method,
+        path: tr.path,
+        headers: http1Headers(tr, own),
+        body: tr.body,
+        contentLength: contentLength === undefined ? undefined : Number(contentLength),
+      }, {
+        onHead(status, headers) {
+          r.status = status;
+          if (!tr.commit(status)) {
+            // Held back for a retry: the body is read to its end so the connection is reused.
+            discard = true;
+            return;
+          }
+          clearTimeout(timer);
+          trailerNames = headers.some(([k]) => k === "trailer");
+          ex.respond(status, responseHeaders(tr, headers));
+        },
+        onData(c) {
+          if (discard) return true;
+          r.responseBytes += c.length;
+          if (ex.write(c)) return true;
+          ex.onDrain(() => up.resume());
+          return false;
+        },
+        onEnd(trailers) {
+          if (discard) return end({ ...r, discarded: true });
+          const t: Record<string, string> = {};
+          if (trailerNames) { for (const [k, v] of trailers) t[k] = t[k] ? `${t[k]}, ${v}` : v; }
+          ex.end(t);
+          end(r);
+        },
+        onError(e, beforeResponse) {
+          if (beforeResponse && e instanceof Http1ResponseError && !e.closed) {
+            // The app answered, but not in HTTP/1.1 the waypoint accepts: 502, no retry.
+            if (!ex.headersSent) ex.reply(502, "upstream protocol error\n");
+            return end({ ...r, status: 502, flags: "UPE", responseBytes: 24, error: e.message });
+          }
+          if (beforeResponse) {
+            // A pooled connection the app closed meanwhile: as connect failure, so it is retried.
+            return end({
+              ...r,
+              flags: "UF",
+              failure: reused ? "connect_failure" : "reset",
+              error: e.message,
+            });
+          }
+          if (discard) return end({ ...r, discarded: true });
+          end(upstreamFailure(ex, e, r));
+        },
+      });
+    } catch (e) {
+      if (own) conn.destroy();
+      return end({ ...r, status: 500, flags: "UF", failure: "reset", error: (e as Error).message });
+    }
     if (tr.perTryTimeoutMs !== undefined) {
       timer = setTimeout(() => {
-        up.destroy();
-        stream?.destroy();
+        // The outcome first: failing the exchange reports an error of its own.
         end({ ...r, flags: "UT", failure: "per_try_timeout", error: "per-try timeout" });
+        up.fail(new Error("per-try timeout"));
       }, tr.perTryTimeoutMs);
     }
-    up.on("response", (ures) => {
-      r.status = ures.statusCode ?? 502;
-      if (!tr.commit(r.status)) {
-        // Read the discarded answer to its end so a pooled connection can be reused.
-        ures.resume();
-        if (stream) stream.destroy();
-        return end({ ...r, discarded: true });
-      }
-      clearTimeout(timer);
-      ex.respond(r.status, responseHeaders(tr, fromRaw(ures.rawHeaders)));
-      ures.on("data", (c: Uint8Array) => {
-        r.responseBytes += c.length;
-        if (!ex.write(c)) {
-          ures.pause();
-          ex.onDrain(() => ures.resume());
-        }
-      });
-      ures.on("end", () => {
-        ex.end(ures.trailers as Record<string, string>);
-        end(r);
-      });
-      ures.on("error", (e) => end(upstreamFailure(ex, e, r)));
-    });
-    up.on("error", (e) => {
-      stream?.destroy();
-      if (r.status === 0) {
-        // A pooled connection the app closed meanwhile: as connect failure, so it is retried.
-        const stale = (up as unknown as { reusedSocket?: boolean }).reusedSocket === true;
-        return end({
-          ...r,
-          flags: "UF",
-          failure: stale ? "connect_failure" : "reset",
-          error: e.message,
-        });
-      }
-      end(upstreamFailure(ex, e, r));
-    });
     ex.onClose(() => {
       if (done) return;
-      up.destroy();
       end({ ...r, status: r.status || 499, flags: "DC", error: "downstream closed" });
+      up.fail(new Error("downstream closed"));
     });
-    sendBody(ex, tr, up);
+    if (!tr.body) {
+      tr.onStream?.();
+      ex.body.pipe(up.bodyWriter());
+    }
   });
 }
 

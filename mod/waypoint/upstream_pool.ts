@@ -1,6 +1,7 @@
 /**
  * Reuse of the waypoint's connections to endpoints: per endpoint and port,
- * an HTTP/1.1 keep-alive agent whose sockets are HBONE streams, and one
+ * a pool of HTTP/1.1 keep-alive connections carried on HBONE streams
+ * (http1_client.ts), and one
  * HTTP/2 session (gRPC, h2c) carried on one HBONE stream. A request then
  * costs no new tunnel and no new connection to the app. Pooled tunnels
  * carry the waypoint itself as the client (`forwarded`), as Istio's
@@ -9,12 +10,11 @@
  *
  * @module
  */
-import http from "node:http";
 import http2 from "node:http2";
-import type { Duplex } from "node:stream";
 import type { Endpoint, ServiceInfo, Snapshot, WaypointInfo } from "../config/snapshot.ts";
 import type { HbonePool } from "../hbone/pool.ts";
 import { type EndpointConnection, openEndpoint } from "./upstream.ts";
+import { Http1Pool } from "./http1_client.ts";
 
 /** What opening a connection needs. */
 export interface UpstreamPoolEnv {
@@ -24,59 +24,9 @@ export interface UpstreamPoolEnv {
   connectTimeout(): string;
 }
 
-/** An HTTP agent whose connections are HBONE streams to one endpoint. */
-/** Listeners node:http leaves behind on a reused socket: [event, function name]. */
-const STALE_LISTENERS: readonly [string, string][] = [
-  ["error", "freeSocketErrorListener"],
-  ["timeout", "emitRequestTimeout"],
-];
-
-class TunnelAgent extends http.Agent {
-  constructor(readonly open: () => Promise<EndpointConnection>) {
-    super({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, timeout: 60_000 });
-  }
-
-  /** Opens a tunnel; answers through `cb` (Node's asynchronous form: no socket is returned). */
-  override createConnection(
-    _options: http.ClientRequestArgs,
-    cb?: (err: Error | null, stream: Duplex) => void,
-  ): Duplex {
-    this.open().then((c) => {
-      // The app ended its side (e.g. its keep-alive timeout closed an idle
-      // connection): the agent only drops sockets that close, and a tunnel
-      // stream stays half-open, so close it here, after the parser saw the end.
-      c.stream.once("end", () => queueMicrotask(() => c.stream.destroy()));
-      cb?.(null, c.stream);
-    }, (e) => cb?.(e as Error, undefined as never));
-    return undefined as unknown as Duplex;
-  }
-
-  // Tunnel streams are not TCP sockets: no setKeepAlive/unref/ref.
-  override keepSocketAlive(_socket: unknown): boolean {
-    return true;
-  }
-
-  /**
-   * Deno's node:http leaves a request's listeners on a kept-alive socket
-   * (an error listener added when it goes back to the free list, and the
-   * request-timeout listener): a tunnel carried one more of each per request,
-   * about 900 after 1,000 requests. Drop the stale ones, as Node does, before
-   * the next request adds its own.
-   */
-  override reuseSocket(socket: Duplex, _req: unknown): void {
-    for (const [event, name] of STALE_LISTENERS) {
-      for (const l of socket.listeners(event)) {
-        if ((l as { name?: string }).name === name) {
-          socket.removeListener(event, l as (...args: unknown[]) => void);
-        }
-      }
-    }
-  }
-}
-
-/** Upstream agents and sessions by endpoint. */
+/** Upstream connection pools and sessions by endpoint. */
 export class UpstreamPool {
-  #agents = new Map<string, TunnelAgent>();
+  #h1 = new Map<string, Http1Pool>();
   #sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
 
   constructor(readonly env: UpstreamPoolEnv) {}
@@ -99,15 +49,16 @@ export class UpstreamPool {
     };
   }
 
-  /** The keep-alive agent for HTTP/1.1 to `ep`'s port for service port `port`. */
-  agent(svc: ServiceInfo, ep: Endpoint, port: number): http.Agent {
+  /** The keep-alive HTTP/1.1 connections to `ep`'s port for service port `port`. */
+  h1(svc: ServiceInfo, ep: Endpoint, port: number): Http1Pool {
     const key = `${ep.workload}|${ep.address}:${ep.ports[port]}|${svc.key}`;
-    let a = this.#agents.get(key);
-    if (!a) {
-      a = new TunnelAgent(this.#opener(svc, ep, port));
-      this.#agents.set(key, a);
+    let p = this.#h1.get(key);
+    if (!p) {
+      const open = this.#opener(svc, ep, port);
+      p = new Http1Pool(() => open().then((c) => c.stream), { maxIdle: 16, idleMs: 60_000 });
+      this.#h1.set(key, p);
     }
-    return a;
+    return p;
   }
 
   /** A shared HTTP/2 session to `ep` (opened on first use, replaced when it closes). */
@@ -150,8 +101,8 @@ export class UpstreamPool {
 
   /** Closes every pooled connection. */
   close(): void {
-    for (const a of this.#agents.values()) a.destroy();
-    this.#agents.clear();
+    for (const p of this.#h1.values()) p.destroy();
+    this.#h1.clear();
     for (const p of this.#sessions.values()) p.then((s) => s.destroy(), () => {});
     this.#sessions.clear();
   }

@@ -115,6 +115,26 @@ Deno.test("HTTP/1.1 and h2c through the waypoint reach the app with the caller's
     // A POST body, and h2c with prior knowledge.
     const post = await curl(["--interface", a(1, 10), "-d", "abc=123", url]);
     assertIncludes(post.out, "web POST /hello?x=1 body=7");
+    // Bodies too large to buffer stream through: with a length, and chunked without one.
+    const big = await Deno.makeTempFile();
+    await Deno.writeFile(big, new Uint8Array(3 << 20).fill(97));
+    try {
+      const large = await curl(["--interface", a(1, 10), "--data-binary", `@${big}`, url]);
+      assertIncludes(large.out, `web POST /hello?x=1 body=${3 << 20}`);
+      const chunked = await curl([
+        "--interface",
+        a(1, 10),
+        "-H",
+        "transfer-encoding: chunked",
+        "--data-binary",
+        `@${big}`,
+        url,
+      ]);
+      assertIncludes(chunked.out, `web POST /hello?x=1 body=${3 << 20}`);
+      assertEquals(app.seen.at(-1)!.headers["transfer-encoding"], "chunked");
+    } finally {
+      await Deno.remove(big);
+    }
     const h2 = await curl(["--interface", a(1, 10), "--http2-prior-knowledge", url]);
     assertEquals(h2.code, 0, h2.err);
     assertIncludes(h2.out, "body=0");
@@ -355,5 +375,98 @@ Deno.test("one span per request is exported as OTLP/HTTP JSON in the caller's tr
     app.close();
     await mesh.close();
     await collector.shutdown();
+  }
+});
+
+/**
+ * A raw TCP app that answers each request by its path with scripted bytes
+ * (keep-alive, chunked, to-close, interim 100, and malformed or smuggling
+ * answers); counts the connections it accepted.
+ */
+async function scriptedApp(ip: string) {
+  const answers: Record<string, string> = {
+    "/ok": "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+    "/chunked":
+      "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    "/continue": "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nafter",
+    "/to-close": "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end",
+    "/both":
+      "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nsmuggled",
+    "/fold": "HTTP/1.1 200 OK\r\nx-a: 1\r\n folded\r\ncontent-length: 2\r\n\r\nok",
+    "/garbage": "HTTP/1.1 OK\r\n\r\n",
+  };
+  let connections = 0;
+  const server = net.createServer((s) => {
+    connections++;
+    let buf = "";
+    s.on("data", (c) => {
+      buf += c;
+      let i;
+      while ((i = buf.indexOf("\r\n\r\n")) >= 0) {
+        const path = buf.slice(0, i).split(" ")[1];
+        buf = buf.slice(i + 4);
+        const a = answers[path] ?? "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+        s.write(a);
+        if (path === "/to-close") s.end();
+      }
+    });
+    s.on("error", () => {});
+  });
+  await new Promise<void>((r) => server.listen(8080, ip, r));
+  return { connections: () => connections, close: () => server.close() };
+}
+
+Deno.test("the waypoint's HTTP/1.1 client: keep-alive reuse, chunked, interim and to-close answers; malformed and smuggling answers are 502 and nothing extra reaches the client", async () => {
+  const a = addressBlock();
+  const mesh = await testMesh(config(a));
+  const app = await scriptedApp(a(2, 10));
+  try {
+    await mesh.ztunnel("node-a");
+    await mesh.ztunnel("node-b");
+    await mesh.waypoint("apps/waypoint");
+    const get = (path: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect({ host: a(3, 1), port: 80, localAddress: a(1, 10) });
+        let out = "";
+        s.on("connect", () =>
+          s.write(`GET ${path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n`));
+        s.on("data", (c) =>
+          out += c);
+        s.on("error", () => {});
+        s.on("close", () => resolve(out));
+        setTimeout(() => s.destroy(), 5000);
+      });
+    const status = (r: string) => r.split("\r\n")[0];
+    const body = (r: string) => r.slice(r.indexOf("\r\n\r\n") + 4);
+    for (let i = 0; i < 3; i++) {
+      const r = await get("/ok");
+      assertEquals(status(r), "HTTP/1.1 200 OK", r);
+      assertEquals(body(r), "ok");
+    }
+    assertEquals(app.connections(), 1, "three requests, one pooled connection to the app");
+    const chunked = await get("/chunked");
+    assertEquals(status(chunked), "HTTP/1.1 200 OK", chunked);
+    assertIncludes(chunked.toLowerCase(), "transfer-encoding: chunked");
+    assertIncludes(body(chunked), "abc");
+    assertIncludes(body(chunked), "de");
+    const cont = await get("/continue");
+    assertEquals(status(cont), "HTTP/1.1 200 OK", cont);
+    assertEquals(body(cont), "afte");
+    const toClose = await get("/to-close");
+    assertEquals(status(toClose), "HTTP/1.1 200 OK", toClose);
+    assertIncludes(body(toClose), "until the end");
+    for (const path of ["/both", "/fold", "/garbage"]) {
+      const r = await get(path);
+      assertEquals(status(r), "HTTP/1.1 502 Bad Gateway", `${path}: ${r.slice(0, 120)}`);
+      assertEquals(r.includes("smuggled"), false, `${path}: ${r}`);
+    }
+    // The pool still works after the failures (each closed its connection).
+    assertEquals(body(await get("/ok")), "ok");
+  } finally {
+    if (Deno.env.get("AMBIT_TEST_LOGS")) {
+      for (const l of mesh.logs) console.error(JSON.stringify(l));
+    }
+    app.close();
+    await mesh.close();
   }
 });

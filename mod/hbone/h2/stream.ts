@@ -134,6 +134,12 @@ export class H2Stream extends Duplex {
     const off = !(ms > 0 && Number.isFinite(ms));
     // As net.Socket: a callback with 0 is removed, otherwise added once.
     if (onTimeout) off ? this.off("timeout", onTimeout) : this.once("timeout", onTimeout);
+    if (!off && ms === this.#idleMs && this.#idleTimer !== undefined) {
+      // The same timeout again (node:http sets it after every response): the
+      // armed timer re-arms itself from the last activity, no new timer needed.
+      this.#active = Date.now();
+      return this;
+    }
     clearTimeout(this.#idleTimer);
     this.#idleMs = off ? 0 : ms;
     this.#idleTimer = undefined;
