@@ -47,12 +47,13 @@ export interface ResponseHead {
   readonly length: number;
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** An RFC 9110 token (method, header name). */
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?:[ \t][^\r\n]*)?$/;
 const BAD_VALUE = /[\0\r\n]/;
 
 /** Index of CR LF CR LF in `b` from `from`, or -1. */
-function headEnd(b: Uint8Array, from: number): number {
+export function headEnd(b: Uint8Array, from: number): number {
   for (let i = Math.max(0, from); i + 3 < b.length; i++) {
     if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;
   }

@@ -8,7 +8,6 @@
  *
  * @module
  */
-import http from "node:http";
 import http2 from "node:http2";
 import { randomUUID } from "node:crypto";
 import { type Duplex, PassThrough, type Readable, type Writable } from "node:stream";
@@ -34,7 +33,6 @@ import {
 import {
   endToEnd,
   formatTraceparent,
-  fromRaw,
   getHeader,
   type HeaderList,
   type TraceContext,
@@ -44,6 +42,11 @@ import {
 import type { WaypointTarget } from "./target.ts";
 import { openEndpoint, openWorkload } from "./upstream.ts";
 import type { UpstreamPool } from "./upstream_pool.ts";
+import {
+  Http1ServerConnection,
+  type Http1ServerRequest,
+  type Http1ServerResponse,
+} from "./http1_server.ts";
 import {
   Http1Connection,
   type Http1Exchange,
@@ -287,100 +290,76 @@ function finish(
 // ---------------------------------------------------------------------------
 // HTTP/1.1
 
-const h1Info = new WeakMap<object, TunnelInfo>();
-const h1Servers = new WeakMap<L7Context, http.Server>();
-
 /** Serves HTTP/1.1 on `stream` (the tunnel's bytes) until it closes. */
 export function serveHttp1(ctx: L7Context, stream: Duplex, info: TunnelInfo): void {
-  let srv = h1Servers.get(ctx);
-  if (!srv) {
-    srv = http.createServer({ maxHeaderSize: 16 * 1024 } as http.ServerOptions, (req, res) => {
-      const i = h1Info.get(req.socket);
-      if (!i) {
-        res.writeHead(500).end("no tunnel context\n");
-        return;
-      }
-      const st = ctx.drain?.h1(req.socket);
-      if (st) {
-        st.inflight++;
-        res.once("close", () => {
-          st.inflight--;
-          if (ctx.drain!.draining && st.inflight === 0) req.socket.end();
-        });
-      }
-      handleHttp1(ctx, i, req, res).catch((e) => {
+  const st = ctx.drain?.trackH1(stream);
+  new Http1ServerConnection(stream, {
+    onRequest(req, res) {
+      if (st) st.inflight++;
+      handleHttp1(ctx, info, req, res).catch((e) => {
         ctx.logger.error("waypoint request failed", { error: e as Error });
-        if (!res.headersSent) res.writeHead(500).end();
+        if (!res.headersSent) res.reply(500, "");
         else res.destroy();
       });
-    });
-    srv.on("clientError", (err: Error & { code?: string }, sock: Duplex) => {
+    },
+    onResponseEnd() {
+      if (!st) return;
+      st.inflight--;
+      if (ctx.drain!.draining && st.inflight === 0) stream.end();
+    },
+    onClientError(err) {
       ctx.logger.debug("malformed HTTP request in a tunnel", { error: err.message });
-      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
-      if (sock.writable) {
-        sock.end(
-          `HTTP/1.1 ${status} ${
-            status === 431 ? "Request Header Fields Too Large" : "Bad Request"
-          }\r\n` +
-            "content-length: 0\r\nconnection: close\r\n\r\n",
-        );
-      } else sock.destroy();
-    });
-    // Deno's server ends a kept-alive connection after each response unless it is
-    // "listening"; this one is fed tunnel streams and never listens on a port.
-    Object.defineProperty(srv, "listening", { get: () => true });
-    h1Servers.set(ctx, srv);
-  }
-  h1Info.set(stream, info);
-  ctx.drain?.trackH1(stream);
-  srv.emit("connection", stream);
-  // Sniffing paused the stream; the server's data listener does not undo an explicit pause.
+    },
+  });
+  // Sniffing paused the stream.
   stream.resume();
 }
 
 async function handleHttp1(
   ctx: L7Context,
   info: TunnelInfo,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
+  req: Http1ServerRequest,
+  res: Http1ServerResponse,
 ): Promise<void> {
-  const headers = fromRaw(req.rawHeaders);
+  const headers = req.headers;
   // Stopping: a response begun now is its connection's last (connection: close).
   const lastIfDraining = () => {
-    if (ctx.drain?.draining) res.shouldKeepAlive = false;
+    if (ctx.drain?.draining) res.last = true;
   };
   const ex: Exchange = {
     h2: false,
     request: {
-      method: req.method ?? "GET",
-      path: req.url ?? "/",
+      method: req.method,
+      path: req.target,
       authority: getHeader(headers, "host") ?? "",
       headers,
       protocol: "http",
     },
-    body: req,
+    body: req.body,
     respond(status, h) {
       lastIfDraining();
-      res.writeHead(status, endToEnd(h).flat());
+      res.writeHead(status, endToEnd(h));
     },
     write: (c) => res.write(c),
-    onDrain: (f) => res.once("drain", f),
+    onDrain: (f) => res.onDrain(f),
     end(trailers) {
-      if (trailers && Object.keys(trailers).length > 0 && res.hasHeader("trailer")) {
-        res.addTrailers(trailers as http.OutgoingHttpHeaders);
-      }
-      res.end();
+      res.end(
+        trailers
+          ? Object.entries(trailers).map(([k, v]) =>
+            [k, Array.isArray(v) ? v.join(", ") : v] as [string, string]
+          )
+          : undefined,
+      );
     },
     reply(status, body, h = []) {
       lastIfDraining();
-      res.writeHead(status, [["content-type", "text/plain"], ...h].flat());
-      res.end(body);
+      res.reply(status, body, [["content-type", "text/plain"], ...h]);
     },
     abort: () => res.destroy(),
     get headersSent() {
       return res.headersSent;
     },
-    onClose: (f) => res.on("close", () => !res.writableFinished && f()),
+    onClose: (f) => res.onClose(f),
   };
   await exchange(ctx, info, ex);
 }

@@ -470,3 +470,81 @@ Deno.test("the waypoint's HTTP/1.1 client: keep-alive reuse, chunked, interim an
     await mesh.close();
   }
 });
+
+Deno.test("the waypoint's HTTP/1.1 server: pipelined requests answered in order, HTTP/1.0, 100-continue, chunked upload, HEAD; bad heads are 400 and reach nothing", async () => {
+  const a = addressBlock();
+  const mesh = await testMesh(config(a));
+  const app = await webApp(a(2, 10));
+  try {
+    await mesh.ztunnel("node-a");
+    await mesh.ztunnel("node-b");
+    await mesh.waypoint("apps/waypoint");
+    /** Writes `parts` (one write each, 50 ms apart) and reads until the waypoint closes. */
+    const raw = (...parts: string[]) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect({ host: a(3, 1), port: 80, localAddress: a(1, 10) });
+        let out = "";
+        s.on("connect", async () => {
+          for (const p of parts) {
+            s.write(p);
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        });
+        s.on("data", (c) => out += c);
+        s.on("error", () => {});
+        s.on("close", () => resolve(out));
+        setTimeout(() => s.destroy(), 8000);
+      });
+    const pipelined = await raw(
+      "GET /one HTTP/1.1\r\nHost: web\r\n\r\nGET /two HTTP/1.1\r\nHost: web\r\n\r\n" +
+        "GET /three HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n",
+    );
+    const order = [...pipelined.matchAll(/web GET (\/\w+)/g)].map((m) => m[1]);
+    assertEquals(order, ["/one", "/two", "/three"]);
+    assertEquals(pipelined.split("HTTP/1.1 200 OK").length - 1, 3);
+
+    const http10 = await raw("GET /old HTTP/1.0\r\nHost: web\r\n\r\n");
+    assertIncludes(http10, "HTTP/1.1 200 OK");
+    assertIncludes(http10, "web GET /old body=0");
+
+    const cont = await raw(
+      "POST /up HTTP/1.1\r\nHost: web\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+      "hello",
+    );
+    assertEquals(cont.startsWith("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK"), true, cont);
+    assertIncludes(cont, "web POST /up body=5");
+
+    const chunked = await raw(
+      "POST /c HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+      "3\r\nabc\r\n",
+      "4\r\ndefg\r\n0\r\n\r\n",
+    );
+    assertIncludes(chunked, "web POST /c body=7");
+
+    const head = await raw("HEAD /h HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n");
+    assertIncludes(head, "HTTP/1.1 200 OK");
+    assertEquals(head.includes("web HEAD"), false, "no body after HEAD");
+
+    const before = app.seen.length;
+    for (
+      const bad of [
+        "GET / HTTP/1.1\r\n\r\n", // no Host
+        "GET / HTTP/1.1\r\nHost: web\r\nHost: evil\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: web\r\nX: a\r\n  folded\r\n\r\n",
+        "GET / HTTP/1.1\nHost: web\n\n",
+        "POST / HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+        "CONNECT web:80 HTTP/1.1\r\nHost: web:80\r\n\r\n",
+      ]
+    ) {
+      const r = await raw(bad);
+      assertEquals(r.split("\r\n")[0], "HTTP/1.1 400 Bad Request", JSON.stringify(bad));
+    }
+    assertEquals(app.seen.length, before, "nothing reached the app");
+  } finally {
+    if (Deno.env.get("AMBIT_TEST_LOGS")) {
+      for (const l of mesh.logs) console.error(JSON.stringify(l));
+    }
+    app.close();
+    await mesh.close();
+  }
+});
