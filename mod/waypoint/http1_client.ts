@@ -572,6 +572,9 @@ export class Http1Pool {
     return this.#open.size;
   }
 
+  /** Connections opened so far. */
+  opened = 0;
+
   /** An idle connection, or a new one; `reused` tells which (a reused one may have gone stale). */
   async acquire(): Promise<{ conn: Http1Connection; reused: boolean }> {
     this.#prune();
@@ -580,6 +583,7 @@ export class Http1Pool {
       if (!c.closed) return { conn: c, reused: true };
     }
     const stream = await this.dial();
+    this.opened++;
     const conn = new Http1Connection(stream);
     if (this.#closed) {
       conn.destroy();

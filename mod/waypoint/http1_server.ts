@@ -317,10 +317,14 @@ export class Http1ServerResponse {
 
   /** Runs `f` if the tunnel closes before the response ended. */
   onClose(f: () => void): void {
-    this.#conn.stream.once("close", () => {
-      if (!this.#finished) f();
-    });
+    if (this.#finished) return;
+    // Kept here, not as a listener on the tunnel: a kept-alive tunnel carries
+    // many responses, and one listener each would pile up on it.
+    (this.closeHandlers ??= []).push(f);
   }
+
+  /** @internal What runs if the tunnel closes first. */
+  closeHandlers?: (() => void)[];
 }
 
 /** What the connection tells its owner. */
@@ -544,6 +548,8 @@ export class Http1ServerConnection {
   #onClose(): void {
     clearTimeout(this.#headTimer);
     this.#closing = true;
+    const res = this.#res;
+    if (res && !res.finished) { for (const f of res.closeHandlers ?? []) f(); }
     if (this.#body) {
       this.#body.stream.destroy(new Error("the tunnel closed before the request body ended"));
       this.#body = undefined;

@@ -64,3 +64,45 @@ Deno.test("requestFraming: lengths, chunked, Host rules; every smuggling shape i
     await assertRejects(() => requestFraming(h), Http1RequestError, msg);
   }
 });
+
+Deno.test("Http1ServerConnection on a real socket: 200 pipelined requests, answers in order, no listener piles up on the connection", async () => {
+  const { default: net } = await import("node:net");
+  const { Http1ServerConnection } = await import("./http1_server.ts");
+  let serverSide: import("node:net").Socket | undefined;
+  let served = 0;
+  const srv = net.createServer((sock) => {
+    serverSide = sock;
+    new Http1ServerConnection(sock, {
+      onRequest(req, res) {
+        res.onClose(() => {});
+        res.onClose(() => {});
+        served++;
+        res.reply(200, `seen ${req.target}`);
+      },
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  const c = net.connect(port, "127.0.0.1");
+  let out = "";
+  const N = 200;
+  let reqs = "";
+  for (let i = 0; i < N; i++) reqs += `GET /r${i} HTTP/1.1\r\nHost: x\r\n\r\n`;
+  c.write(reqs + "GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  c.on("data", (d) => out += d);
+  await new Promise((r) => c.on("close", r));
+  const order = [...out.matchAll(/seen \/(r\d+|last)/g)].map((m) => m[1]);
+  assertEquals(order.length, N + 1);
+  assertEquals(order.slice(0, 3), ["r0", "r1", "r2"]);
+  assertEquals(order.at(-1), "last");
+  assertEquals(served, N + 1);
+  // One listener per event from the connection itself, whatever the number of requests.
+  for (const ev of ["close", "end", "data", "drain", "timeout"]) {
+    assertEquals(
+      serverSide!.listenerCount(ev) <= 3,
+      true,
+      `${ev}: ${serverSide!.listenerCount(ev)}`,
+    );
+  }
+  srv.close();
+});

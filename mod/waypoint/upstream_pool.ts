@@ -61,6 +61,17 @@ export class UpstreamPool {
     return p;
   }
 
+  /** HTTP/1.1 connections toward apps: open now, and opened in all. */
+  h1Stats(): { open: number; opened: number } {
+    let open = 0;
+    let opened = 0;
+    for (const p of this.#h1.values()) {
+      open += p.size;
+      opened += p.opened;
+    }
+    return { open, opened };
+  }
+
   /** A shared HTTP/2 session to `ep` (opened on first use, replaced when it closes). */
   session(
     svc: ServiceInfo,
