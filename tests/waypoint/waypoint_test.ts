@@ -75,6 +75,31 @@ async function webApp(ip: string) {
   };
 }
 
+/**
+ * Sends `parts` to the waypoint path of service web (one write each, 50 ms
+ * apart) from the client's address and reads until the connection closes.
+ */
+function rawHttp(
+  a: (n: number, h: number) => string,
+  parts: string[],
+  timeoutMs = 5000,
+): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const s = net.connect({ host: a(3, 1), port: 80, localAddress: a(1, 10) });
+    let out = "";
+    s.on("connect", async () => {
+      for (const [i, p] of parts.entries()) {
+        if (i > 0) await new Promise((r) => setTimeout(r, 50));
+        s.write(p);
+      }
+    });
+    s.on("data", (c) => out += c);
+    s.on("error", () => {});
+    s.on("close", () => resolve(out));
+    setTimeout(() => s.destroy(), timeoutMs);
+  });
+}
+
 async function curl(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const r = await new Deno.Command("curl", { args: ["-sS", "--max-time", "10", ...args] })
     .output();
@@ -233,16 +258,7 @@ Deno.test("malformed HTTP and smuggling attempts get 400 from the waypoint and n
     await mesh.ztunnel("node-a");
     await mesh.ztunnel("node-b");
     await mesh.waypoint("apps/waypoint");
-    const raw = (payload: string) =>
-      new Promise<string>((resolve) => {
-        const s = net.connect({ host: a(3, 1), port: 80, localAddress: a(1, 10) });
-        let out = "";
-        s.on("connect", () => s.write(payload));
-        s.on("data", (c) => out += c);
-        s.on("error", () => {});
-        s.on("close", () => resolve(out));
-        setTimeout(() => s.destroy(), 3000);
-      });
+    const raw = (payload: string) => rawHttp(a, [payload], 3000);
     const before = app.seen.length;
     const cases: [string, string, string][] = [
       [
@@ -425,17 +441,7 @@ Deno.test("the waypoint's HTTP/1.1 client: keep-alive reuse, chunked, interim an
     await mesh.ztunnel("node-b");
     await mesh.waypoint("apps/waypoint");
     const get = (path: string) =>
-      new Promise<string>((resolve) => {
-        const s = net.connect({ host: a(3, 1), port: 80, localAddress: a(1, 10) });
-        let out = "";
-        s.on("connect", () =>
-          s.write(`GET ${path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n`));
-        s.on("data", (c) =>
-          out += c);
-        s.on("error", () => {});
-        s.on("close", () => resolve(out));
-        setTimeout(() => s.destroy(), 5000);
-      });
+      rawHttp(a, [`GET ${path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n`]);
     const status = (r: string) => r.split("\r\n")[0];
     const body = (r: string) => r.slice(r.indexOf("\r\n\r\n") + 4);
     for (let i = 0; i < 3; i++) {
@@ -479,22 +485,7 @@ Deno.test("the waypoint's HTTP/1.1 server: pipelined requests answered in order,
     await mesh.ztunnel("node-a");
     await mesh.ztunnel("node-b");
     await mesh.waypoint("apps/waypoint");
-    /** Writes `parts` (one write each, 50 ms apart) and reads until the waypoint closes. */
-    const raw = (...parts: string[]) =>
-      new Promise<string>((resolve) => {
-        const s = net.connect({ host: a(3, 1), port: 80, localAddress: a(1, 10) });
-        let out = "";
-        s.on("connect", async () => {
-          for (const p of parts) {
-            s.write(p);
-            await new Promise((r) => setTimeout(r, 50));
-          }
-        });
-        s.on("data", (c) => out += c);
-        s.on("error", () => {});
-        s.on("close", () => resolve(out));
-        setTimeout(() => s.destroy(), 8000);
-      });
+    const raw = (...parts: string[]) => rawHttp(a, parts, 8000);
     const pipelined = await raw(
       "GET /one HTTP/1.1\r\nHost: web\r\n\r\nGET /two HTTP/1.1\r\nHost: web\r\n\r\n" +
         "GET /three HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n",
