@@ -75,6 +75,34 @@ async function webApp(ip: string) {
   };
 }
 
+type Mesh = Awaited<ReturnType<typeof testMesh>>;
+type Waypoint = Awaited<ReturnType<Mesh["waypoint"]>>;
+
+/**
+ * Starts the bed (node-a, node-b, the waypoint) around `app`, runs `body`,
+ * then closes everything (AMBIT_TEST_LOGS=1 prints the mesh's logs).
+ */
+async function onWaypointPath<A extends { close(): void }>(
+  a: (n: number, h: number) => string,
+  startApp: () => Promise<A>,
+  body: (ctx: { mesh: Mesh; wp: Waypoint; app: A }) => Promise<void>,
+): Promise<void> {
+  const mesh = await testMesh(config(a));
+  const app = await startApp();
+  try {
+    await mesh.ztunnel("node-a");
+    await mesh.ztunnel("node-b");
+    const wp = await mesh.waypoint("apps/waypoint");
+    await body({ mesh, wp, app });
+  } finally {
+    if (Deno.env.get("AMBIT_TEST_LOGS")) {
+      for (const l of mesh.logs) console.error(JSON.stringify(l));
+    }
+    app.close();
+    await mesh.close();
+  }
+}
+
 /**
  * Sends `parts` to the waypoint path of service web (one write each, 50 ms
  * apart) from the client's address and reads until the connection closes.
@@ -109,12 +137,7 @@ async function curl(args: string[]): Promise<{ code: number; out: string; err: s
 
 Deno.test("HTTP/1.1 and h2c through the waypoint reach the app with the caller's identity; metrics say reporter=waypoint", async () => {
   const a = addressBlock();
-  const mesh = await testMesh(config(a));
-  const app = await webApp(a(2, 10));
-  try {
-    await mesh.ztunnel("node-a");
-    await mesh.ztunnel("node-b");
-    const wp = await mesh.waypoint("apps/waypoint");
+  await onWaypointPath(a, () => webApp(a(2, 10)), async ({ wp, app }) => {
     const url = `http://${a(3, 1)}/hello?x=1`;
     const r = await curl(["--interface", a(1, 10), "-i", url]);
     assertEquals(r.code, 0, r.err);
@@ -186,23 +209,12 @@ Deno.test("HTTP/1.1 and h2c through the waypoint reach the app with the caller's
     assertIncludes(text, 'le="0.5"');
     assertIncludes(text, "istio_request_bytes_sum");
     assertIncludes(text, "istio_response_bytes_count");
-  } finally {
-    if (Deno.env.get("AMBIT_TEST_LOGS")) {
-      for (const l of mesh.logs) console.error(JSON.stringify(l));
-    }
-    app.close();
-    await mesh.close();
-  }
+  });
 });
 
 Deno.test("gRPC-style h2 with trailers and non-HTTP bytes on a TCP port pass through the waypoint", async () => {
   const a = addressBlock();
-  const mesh = await testMesh(config(a));
-  const app = await webApp(a(2, 10));
-  try {
-    await mesh.ztunnel("node-a");
-    await mesh.ztunnel("node-b");
-    const wp = await mesh.waypoint("apps/waypoint");
+  await onWaypointPath(a, () => webApp(a(2, 10)), async ({ wp }) => {
     // h2 with trailers, as gRPC does, from a client bound to the client workload's address.
     const session = http2.connect(`http://${a(3, 1)}:81`, {
       createConnection: () => net.connect({ host: a(3, 1), port: 81, localAddress: a(1, 10) }),
@@ -241,23 +253,12 @@ Deno.test("gRPC-style h2 with trailers and non-HTTP bytes on a TCP port pass thr
       s.on("close", () => resolve(out));
     });
     assertEquals(echoed, "raw bytes");
-  } finally {
-    if (Deno.env.get("AMBIT_TEST_LOGS")) {
-      for (const l of mesh.logs) console.error(JSON.stringify(l));
-    }
-    app.close();
-    await mesh.close();
-  }
+  });
 });
 
 Deno.test("malformed HTTP and smuggling attempts get 400 from the waypoint and never reach the app", async () => {
   const a = addressBlock();
-  const mesh = await testMesh(config(a));
-  const app = await webApp(a(2, 10));
-  try {
-    await mesh.ztunnel("node-a");
-    await mesh.ztunnel("node-b");
-    await mesh.waypoint("apps/waypoint");
+  await onWaypointPath(a, () => webApp(a(2, 10)), async ({ app }) => {
     const raw = (payload: string) => rawHttp(a, [payload], 3000);
     const before = app.seen.length;
     const cases: [string, string, string][] = [
@@ -284,13 +285,7 @@ Deno.test("malformed HTTP and smuggling attempts get 400 from the waypoint and n
     }
     assertEquals(app.seen.length, before, "nothing reached the app");
     assertEquals(app.seen.some((s) => s.path === "/smuggled"), false);
-  } finally {
-    if (Deno.env.get("AMBIT_TEST_LOGS")) {
-      for (const l of mesh.logs) console.error(JSON.stringify(l));
-    }
-    app.close();
-    await mesh.close();
-  }
+  });
 });
 
 Deno.test("gRPC through the waypoint with Python's grpcio on both ends: unary with trailers, bidirectional streaming, an unknown method", async () => {
@@ -434,12 +429,7 @@ async function scriptedApp(ip: string) {
 
 Deno.test("the waypoint's HTTP/1.1 client: keep-alive reuse, chunked, interim and to-close answers; malformed and smuggling answers are 502 and nothing extra reaches the client", async () => {
   const a = addressBlock();
-  const mesh = await testMesh(config(a));
-  const app = await scriptedApp(a(2, 10));
-  try {
-    await mesh.ztunnel("node-a");
-    await mesh.ztunnel("node-b");
-    await mesh.waypoint("apps/waypoint");
+  await onWaypointPath(a, () => scriptedApp(a(2, 10)), async ({ app }) => {
     const get = (path: string) =>
       rawHttp(a, [`GET ${path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n`]);
     const status = (r: string) => r.split("\r\n")[0];
@@ -468,23 +458,12 @@ Deno.test("the waypoint's HTTP/1.1 client: keep-alive reuse, chunked, interim an
     }
     // The pool still works after the failures (each closed its connection).
     assertEquals(body(await get("/ok")), "ok");
-  } finally {
-    if (Deno.env.get("AMBIT_TEST_LOGS")) {
-      for (const l of mesh.logs) console.error(JSON.stringify(l));
-    }
-    app.close();
-    await mesh.close();
-  }
+  });
 });
 
 Deno.test("the waypoint's HTTP/1.1 server: pipelined requests answered in order, HTTP/1.0, 100-continue, chunked upload, HEAD; bad heads are 400 and reach nothing", async () => {
   const a = addressBlock();
-  const mesh = await testMesh(config(a));
-  const app = await webApp(a(2, 10));
-  try {
-    await mesh.ztunnel("node-a");
-    await mesh.ztunnel("node-b");
-    await mesh.waypoint("apps/waypoint");
+  await onWaypointPath(a, () => webApp(a(2, 10)), async ({ app }) => {
     const raw = (...parts: string[]) => rawHttp(a, parts, 8000);
     const pipelined = await raw(
       "GET /one HTTP/1.1\r\nHost: web\r\n\r\nGET /two HTTP/1.1\r\nHost: web\r\n\r\n" +
@@ -531,11 +510,5 @@ Deno.test("the waypoint's HTTP/1.1 server: pipelined requests answered in order,
       assertEquals(r.split("\r\n")[0], "HTTP/1.1 400 Bad Request", JSON.stringify(bad));
     }
     assertEquals(app.seen.length, before, "nothing reached the app");
-  } finally {
-    if (Deno.env.get("AMBIT_TEST_LOGS")) {
-      for (const l of mesh.logs) console.error(JSON.stringify(l));
-    }
-    app.close();
-    await mesh.close();
-  }
+  });
 });
