@@ -23,7 +23,9 @@
  * Requests scheduled in the first WARMUP seconds are sent but not counted.
  * Prints `{"phase": "measuring"}` when the measured part starts (the
  * benchmark samples the proxies' CPU time then) and one JSON result line at
- * the end.
+ * the end. Its `slow` list holds `[scheduled s since start, service ms]` of
+ * up to 100 answers that took over 5 ms (to line stalls up with the proxies'
+ * GC or scheduling traces).
  *
  *   python3 client.py HOST PORT PATH RATE SECONDS CONNS SIZE WARMUP
  *
@@ -99,6 +101,7 @@ def main():
     interval = 1.0 / rate
     total = int(rate * (warmup + seconds))
     lat, svc, lag = [], [], []
+    slow = []  # [scheduled s since start, service ms] of answers over 5 ms
     statuses = collections.Counter()
     errors = reconnects = 0
     first_error = None
@@ -190,6 +193,8 @@ def main():
                     if due >= measure_from:
                         lat.append(t - due)
                         svc.append(t - at)
+                        if t - at > 0.005 and len(slow) < 100:
+                            slow.append([round(due - t0, 3), round((t - at) * 1000, 2)])
                 else:
                     errors += 1
                     first_error = first_error or "HTTP %d, %d body bytes: %r" % (
@@ -217,6 +222,7 @@ def main():
         "serviceP50Ms": pct(svc, 0.5),
         "serviceP99Ms": pct(svc, 0.99),
         "sendLagP99Ms": pct(lag, 0.99),
+        "slow": slow,
         "errors": errors,
         "statuses": {str(k): v for k, v in statuses.items()},
         "firstError": first_error,

@@ -303,9 +303,11 @@ async function showTraffic(
   const productpage = s.workloads.get("shop/productpage")!;
   const from = nodeB.records.length;
   const across = await ask(svc.vip, 9090, "hello from productpage", productpage.address);
-  const carried = await nodeB.waitForRecord((r) => r.msg === "inbound connection closed", {
-    from,
-  }).catch(() => undefined);
+  // The reviews-v1 connection's close record can arrive after `from`: match productpage's own.
+  const carried = await nodeB.waitForRecord(
+    (r) => r.msg === "inbound connection closed" && r.src_identity === productpage.identity,
+    { from },
+  ).catch(() => undefined);
   out(`  productpage → ratings VIP ${svc.vip}:9090 (node-a → HBONE mTLS → node-b):`);
   out(`    ${across.reply || `no reply (${across.error ?? "closed"})`}`);
   if (carried) {
