@@ -175,7 +175,28 @@ export class HbonePool {
     }));
   }
 
-  /** Closes every connection. */
+  /**
+   * Graceful end: no new streams; each connection gets GOAWAY and closes
+   * once its streams are done. Resolves when all have closed, so a stopping
+   * process does not cut off frames still in a socket's write buffer.
+   */
+  drain(): Promise<void> {
+    this.#closed = true;
+    const closing: Promise<void>[] = [];
+    for (const list of this.#conns.values()) {
+      for (const c of list) {
+        c.dead = true;
+        clearTimeout(c.idle);
+        if (c.h2) {
+          c.h2.close();
+          closing.push(c.h2.whenClosed);
+        }
+      }
+    }
+    return Promise.all(closing).then(() => {});
+  }
+
+  /** Closes every connection at once. */
   close(): void {
     this.#closed = true;
     for (const list of this.#conns.values()) {

@@ -126,6 +126,24 @@ export class NodeHbonePool {
     });
   }
 
+  /** Graceful end: GOAWAY on every session; resolves once all have closed. */
+  drain(): Promise<void> {
+    this.#closed = true;
+    const closing: Promise<void>[] = [];
+    for (const list of this.#conns.values()) {
+      for (const c of list) {
+        c.dead = true;
+        clearTimeout(c.idle);
+        const s = c.session;
+        if (s && !s.closed) {
+          closing.push(new Promise((r) => s.once("close", () => r())));
+          s.close();
+        }
+      }
+    }
+    return Promise.all(closing).then(() => {});
+  }
+
   /** Closes every connection. */
   close(): void {
     this.#closed = true;

@@ -187,14 +187,19 @@ export class HboneServer {
     return n;
   }
 
-  /** Stops accepting; closes idle connections, and all of them when `force`. */
+  /**
+   * Stops accepting. With `force`, every connection is destroyed at once;
+   * without, each gets GOAWAY and closes when its streams are done, and the
+   * promise resolves once all of them have closed (their last frames sent).
+   */
   async close(force = true): Promise<void> {
     const closed = new Promise<void>((r) => this.#server.close(() => r()));
-    for (const c of [...this.#conns.keys()]) {
+    const conns = [...this.#conns.keys()];
+    for (const c of conns) {
       if (force) c.destroy();
       else c.close();
     }
-    await closed;
+    await Promise.all([closed, ...conns.map((c) => c.whenClosed)]);
   }
 
   #context(c: ServingCert): tls.SecureContext {

@@ -47,6 +47,12 @@ export interface KeepaliveOptions {
   readonly timeoutMs: number;
 }
 
+/**
+ * How long a stopping node waits for its drained HBONE connections to close
+ * cleanly (GOAWAY, last frames out, the peer's close) before cutting them.
+ */
+export const CLOSE_GRACE_MS = 2500;
+
 /** Istio's keepalive: PING every 10 s, drop after 20 s of silence. */
 export const DEFAULT_KEEPALIVE: KeepaliveOptions = { intervalMs: 10_000, timeoutMs: 20_000 };
 

@@ -18,7 +18,8 @@ import { FAILURES } from "../hbone/errors.ts";
 import { HbonePool } from "../hbone/pool.ts";
 import { relay } from "../hbone/relay.ts";
 import { HboneServer, type ServerTunnel } from "../hbone/server.ts";
-import type { KeepaliveOptions } from "../hbone/settings.ts";
+import { CLOSE_GRACE_MS, type KeepaliveOptions } from "../hbone/settings.ts";
+import { settleWithin } from "../util/settle.ts";
 import type { CertificateSource } from "../identity/ca_client.ts";
 import { CertManager } from "../identity/cert_manager.ts";
 import { certManagerFamilies } from "../identity/metrics.ts";
@@ -391,7 +392,7 @@ export class Waypoint {
   async shutdown(reason: string, drainMs = 0): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = reason;
-    void this.#hbone?.close(false);
+    const serverClosed = this.#hbone?.close(false);
     // HTTP connections in the tunnels finish their requests and close; then the tunnels end.
     this.#drain.start();
     const until = Date.now() + drainMs;
@@ -408,6 +409,15 @@ export class Waypoint {
       this.options.logger.warn("drain deadline passed; closing connections", {
         left: this.#live.size,
       });
+    }
+    if (this.#live.size === 0) {
+      // Idle upstream tunnels go; then the HBONE connections end cleanly, so
+      // no stream's last frames are cut off in a socket's write buffer.
+      this.upstreams.close();
+      await settleWithin(
+        [serverClosed, this.pool.drain()],
+        CLOSE_GRACE_MS,
+      );
     }
     await this.close();
   }

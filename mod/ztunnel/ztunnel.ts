@@ -16,7 +16,13 @@ import { CertManager } from "../identity/cert_manager.ts";
 import type { Logger } from "../log/logger.ts";
 import { HbonePool } from "../hbone/pool.ts";
 import { HboneServer, type HboneServerOptions, type ServingCert } from "../hbone/server.ts";
-import { HBONE_PORT, type KeepaliveOptions, PLAINTEXT_PORT } from "../hbone/settings.ts";
+import {
+  CLOSE_GRACE_MS,
+  HBONE_PORT,
+  type KeepaliveOptions,
+  PLAINTEXT_PORT,
+} from "../hbone/settings.ts";
+import { settleWithin } from "../util/settle.ts";
 import { isIdentitySni, sniForIdentity } from "../hbone/sni.ts";
 import { L4PolicyCache } from "../policy/authz.ts";
 import { diffViews, type LocalView, localView } from "./local_view.ts";
@@ -667,7 +673,12 @@ export class Ztunnel {
         });
       }
     }
-    void Promise.allSettled(draining);
+    if (this.registry.size === 0) {
+      // Every tunnel is done, but a stream's last frames (its END_STREAM)
+      // may still sit in a socket's write buffer: let the HBONE connections
+      // end cleanly (GOAWAY, our end, the peer's close) before stopping.
+      await settleWithin([...draining, this.pool.drain()], CLOSE_GRACE_MS);
+    } else void Promise.allSettled(draining);
     await this.close();
   }
 

@@ -159,9 +159,12 @@ export class H2Connection implements StreamHost, FrameSink {
   #pingsOut = 0;
   #keepalive: ReturnType<typeof setInterval> | undefined;
   #endTimer: ReturnType<typeof setTimeout> | undefined;
+  #whenClosed: Promise<void>;
+  #resolveClosed!: () => void;
 
   constructor(socket: Duplex, options: H2ConnectionOptions) {
     this.role = options.role;
+    this.#whenClosed = new Promise((r) => this.#resolveClosed = r);
     this.#socket = socket;
     this.#opts = options;
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -212,6 +215,16 @@ export class H2Connection implements StreamHost, FrameSink {
   /** Whether the socket has closed. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Resolves once the socket has closed. After {@link close}, that is when
+   * our last frames are out and the peer closed too (or 2 s after our end):
+   * a process that exits before then can cut off a stream's last DATA or
+   * END_STREAM still in the socket's write buffer.
+   */
+  get whenClosed(): Promise<void> {
+    return this.#whenClosed;
   }
 
   /**
@@ -1019,7 +1032,11 @@ export class H2Connection implements StreamHost, FrameSink {
     // just destroyed (`aborted`), as a socket whose peer vanished would be.
     const cause = this.#error ?? this.#socketError;
     this.#abortStreams(cause ? new Error(`the HTTP/2 connection failed: ${cause.message}`) : null);
-    this.#opts.onClose?.(cause);
+    try {
+      this.#opts.onClose?.(cause);
+    } finally {
+      this.#resolveClosed();
+    }
   }
 
   #startKeepalive(opts: KeepaliveOptions): void {

@@ -442,3 +442,53 @@ Deno.test("H2Stream.setTimeout, called after every response by node:http, adds n
     await srv.close();
   }
 });
+
+Deno.test("H2Connection.close() right after a stream's last write: the peer gets every byte and END_STREAM; whenClosed resolves after", async () => {
+  // A stopping node closes its connections as soon as its last tunnel is done:
+  // the stream's final DATA and END_STREAM may still be in the socket's
+  // write buffer then. close() must let them out; destroy() would cut them.
+  const SIZE = 3 << 20;
+  for (let round = 0; round < 5; round++) {
+    let closedAfter: Promise<void> | undefined;
+    const srv = await h2Server({
+      settings: { initialWindowSize: 4 << 20, maxFrameSize: 1 << 20, maxConcurrentStreams: 10 },
+      connectionWindow: 8 << 20,
+      onStream: (st) => {
+        st.respond(200);
+        st.resume();
+        st.on("finish", () => {
+          const conn = srv.conns[0];
+          conn.close();
+          closedAfter = conn.whenClosed;
+        });
+        st.end(new Uint8Array(SIZE).fill(0x62));
+      },
+    });
+    const sock = net.connect(srv.port, "127.0.0.1");
+    await new Promise((r) => sock.once("connect", r));
+    const client = new H2Connection(sock, {
+      role: "client",
+      settings: { initialWindowSize: 4 << 20, maxFrameSize: 1 << 20 },
+      connectionWindow: 8 << 20,
+    });
+    try {
+      const st = client.request({ ":method": "CONNECT", ":authority": "10.0.0.1:80" }, {
+        endStream: true,
+      });
+      st.on("error", () => {});
+      let got = 0;
+      st.on("data", (d: Uint8Array) => got += d.length);
+      const outcome = await new Promise<string>((r) => {
+        st.once("end", () => r("end"));
+        st.once("close", () => r(st.readableEnded ? "end" : "closed early"));
+      });
+      assertEquals([outcome, got, st.aborted], ["end", SIZE, false], `round ${round}`);
+      await client.whenClosed;
+      await closedAfter;
+      assertOk(srv.conns[0].closed);
+    } finally {
+      client.destroy();
+      await srv.close();
+    }
+  }
+});
