@@ -326,12 +326,7 @@ class Core {
   }
 
   #context(client: string): { readonly namespaces: readonly string[] } {
-    const o = this.o;
-    return {
-      get namespaces() {
-        return o.namespacesFor(client);
-      },
-    };
+    return new LazyNamespaces(this.o, client);
   }
 
   #fit(response: Uint8Array, query: ParsedQuery | undefined, transport: DnsTransport): Uint8Array {
@@ -501,5 +496,21 @@ class RateLimitedLog {
     }
     if (this.#count++ < this.burst) this.logger.log(level, msg, fields);
     else this.#suppressed++;
+  }
+}
+
+/**
+ * The asking client's namespaces, looked up only if a short name needs them.
+ * A class rather than an object literal with a getter: such a literal gets a
+ * hidden class of its own per query, allocated in the old generation.
+ */
+class LazyNamespaces {
+  constructor(
+    readonly o: { namespacesFor(clientIp: string): readonly string[] },
+    readonly client: string,
+  ) {}
+
+  get namespaces(): readonly string[] {
+    return this.o.namespacesFor(this.client);
   }
 }

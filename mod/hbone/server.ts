@@ -51,7 +51,7 @@ export interface ServerTunnel {
   /** The address the client connected to. */
   readonly localAddress: HostPort;
   /** True once the stream is gone (client reset, connection lost, answered). */
-  readonly closed: boolean;
+  isClosed(): boolean;
   /** Runs `fn` when the stream closes (immediately if it already has). */
   onClose(fn: () => void): void;
   /** Answers 200 and returns the stream to relay bytes on. */
@@ -301,9 +301,11 @@ export class HboneServer {
       peerIdentity: state.identity,
       peerAddress: state.peer,
       localAddress: state.local,
-      get closed() {
-        return closed || stream.destroyed;
-      },
+      // A method, not a getter: an object literal with a closure getter gets
+      // a hidden class of its own, allocated in the old generation, which
+      // keeps the tunnel's objects alive past young collections (see
+      // ARCHITECTURE.md, "Allocation and GC").
+      isClosed: () => closed || stream.destroyed,
       onClose(fn) {
         if (closed || stream.destroyed) fn();
         else closers.push(fn);

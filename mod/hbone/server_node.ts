@@ -228,9 +228,7 @@ export class NodeHboneServer {
       peerIdentity: identity,
       peerAddress: { ip: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 },
       localAddress: { ip: socket.localAddress ?? "", port: socket.localPort ?? 0 },
-      get closed() {
-        return closed || stream.destroyed;
-      },
+      isClosed: () => closed || stream.destroyed,
       onClose(fn) {
         if (closed || stream.destroyed) fn();
         else closers.push(fn);

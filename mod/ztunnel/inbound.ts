@@ -265,7 +265,7 @@ export function handleHboneTunnel(ctx: InboundContext, t: ServerTunnel): void {
     conn,
     source,
     origin: origin(w),
-    closed: () => t.closed,
+    closed: () => t.isClosed(),
     onClose: (fn) => t.onClose(fn),
     accept: () => t.accept(),
     reject: (f, d) => t.reject(f, d),
