@@ -273,8 +273,16 @@ function roleFlags(dir: string, ip: string, logLevel: string): string[] {
 export async function startWaypointPath(
   dir: string,
   a: Addresses,
-  opts: { logLevel: string; run: number },
+  opts: {
+    logLevel: string;
+    run: number;
+    /** Extra V8 flags for every ambit process (e.g. `--trace-gc-nvp`), after ambit's own. */
+    v8Flags?: readonly string[];
+  },
 ): Promise<Proc[]> {
+  const command = selfCommand().map((x) =>
+    opts.v8Flags?.length && x.startsWith("--v8-flags=") ? `${x},${opts.v8Flags.join(",")}` : x
+  );
   const noProxies = ["--dns", "off", "--socks5", "off", "--http-proxy", "off"];
   const roles: [string, string, string[]][] = [
     ["ztunnel node-b", a.nodeB, ["ztunnel", "--node", "node-b", ...noProxies]],
@@ -293,7 +301,7 @@ export async function startWaypointPath(
       procs.push(
         await Proc.start(
           label,
-          [...selfCommand(), ...args, ...roleFlags(dir, ip, opts.logLevel)],
+          [...command, ...args, ...roleFlags(dir, ip, opts.logLevel)],
           log,
         ),
       );
