@@ -172,8 +172,35 @@ export interface Http1ServerRequest {
   readonly target: string;
   readonly minor: 0 | 1;
   readonly headers: HeaderList;
+  /** Whether the request is framed with a body (a length, even 0, or chunked). */
+  readonly hasBody: boolean;
   /** The body (ended at once when there is none). */
   readonly body: Readable;
+}
+
+/**
+ * A request without a body makes its (empty, ended) `body` stream only if
+ * someone asks: most requests are GETs, and a Readable per request is a
+ * good share of the waypoint's garbage.
+ */
+class BodilessRequest implements Http1ServerRequest {
+  readonly hasBody = false;
+  #body?: Readable;
+
+  constructor(
+    readonly method: string,
+    readonly target: string,
+    readonly minor: 0 | 1,
+    readonly headers: HeaderList,
+  ) {}
+
+  get body(): Readable {
+    if (!this.#body) {
+      this.#body = new Readable({ read() {} });
+      this.#body.push(null);
+    }
+    return this.#body;
+  }
 }
 
 let dateCache = "";
@@ -457,6 +484,13 @@ export class Http1ServerConnection {
   #start(head: RequestHead): void {
     const framing = requestFraming(head);
     if (head.method === "CONNECT") throw new Http1RequestError(400, "CONNECT is not served here");
+    if (framing.kind === "none") {
+      const req = new BodilessRequest(head.method, head.target, head.minor, head.headers);
+      const res = new Http1ServerResponse(this, req);
+      this.#res = res;
+      this.handlers.onRequest(req, res);
+      return;
+    }
     const body = new Readable({
       read: () => {
         if (this.#paused && !this.#res?.finished) {
@@ -470,19 +504,17 @@ export class Http1ServerConnection {
       target: head.target,
       minor: head.minor,
       headers: head.headers,
+      hasBody: true,
       body,
     };
     const res = new Http1ServerResponse(this, req);
     this.#res = res;
-    if (framing.kind === "none") body.push(null);
-    else {
-      this.#body = framing.kind === "length"
-        ? { stream: body, remaining: framing.length }
-        : { stream: body, remaining: 0, chunked: new ChunkedDecoder((c) => this.#push(c)) };
-      const expect = head.headers.find(([k]) => k === "expect")?.[1].toLowerCase();
-      if (expect === "100-continue" && head.minor === 1) {
-        this.stream.write(Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1"));
-      }
+    this.#body = framing.kind === "length"
+      ? { stream: body, remaining: framing.length }
+      : { stream: body, remaining: 0, chunked: new ChunkedDecoder((c) => this.#push(c)) };
+    const expect = head.headers.find(([k]) => k === "expect")?.[1].toLowerCase();
+    if (expect === "100-continue" && head.minor === 1) {
+      this.stream.write(Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1"));
     }
     this.handlers.onRequest(req, res);
   }

@@ -335,7 +335,9 @@ async function handleHttp1(
       headers,
       protocol: "http",
     },
-    body: req.body,
+    // The body stream of a bodiless request is made only if asked for.
+    requestBody: () => req.body,
+    bodyless: !req.hasBody,
     respond(status, h) {
       lastIfDraining();
       res.writeHead(status, endToEnd(h));
@@ -405,7 +407,8 @@ async function handleHttp2(
       headers,
       protocol: grpc ? "grpc" : "http",
     },
-    body: s,
+    requestBody: () => s,
+    bodyless: false,
     respond(status, hs) {
       if (s.destroyed || s.headersSent) return;
       const out: http2.OutgoingHttpHeaders = { ":status": status };
@@ -447,7 +450,10 @@ interface Exchange {
   readonly request: L7Request;
   /** The client spoke HTTP/2. */
   readonly h2: boolean;
-  readonly body: Readable;
+  /** The request body stream (made on first call for a bodiless HTTP/1.1 request). */
+  requestBody(): Readable;
+  /** Known to carry no body: `requestBody()` need not be called at all. */
+  readonly bodyless: boolean;
   respond(status: number, headers: HeaderList): void;
   /** Writes response body; false when the client is full (wait for onDrain). */
   write(chunk: Uint8Array): boolean;
@@ -517,8 +523,11 @@ async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise
   const done = (r: Omit<Parameters<typeof finish>[3], "started" | "trace" | "requestId">) =>
     finish(ctx, info, req, { ...r, started, trace, requestId });
   const reply = (status: number, body: string, flags: string, hs?: HeaderList, error?: string) => {
-    ex.body.on("data", (c: Uint8Array) => requestBytes += c.length);
-    ex.body.resume();
+    if (!ex.bodyless) {
+      // The unread body is drained (and counted) so the connection can go on.
+      ex.requestBody().on("data", (c: Uint8Array) => requestBytes += c.length);
+      ex.requestBody().resume();
+    }
     const text = body ? body + "\n" : "";
     ex.reply(status, text, hs);
     done({
@@ -552,27 +561,30 @@ async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise
 
   // The body: buffered when small (retries and mirrors resend it), else streamed.
   const length = Number(getHeader(req.headers, "content-length") ?? "NaN");
-  const bodiless = ex.h2
-    ? ex.body.readableEnded || length === 0
-    : Number.isNaN(length) && getHeader(req.headers, "transfer-encoding") === undefined;
+  const bodiless = ex.bodyless ||
+    (ex.h2
+      ? ex.requestBody().readableEnded || length === 0
+      : Number.isNaN(length) && getHeader(req.headers, "transfer-encoding") === undefined);
   const bufferable = req.protocol !== "grpc" &&
     (bodiless || (length >= 0 && length <= MAX_BUFFERED_BODY));
   let body: Uint8Array[] | undefined;
-  if (bufferable) {
+  if (ex.bodyless) body = [];
+  else if (bufferable) {
     body = [];
     const chunks = body;
-    ex.body.on("data", (c: Uint8Array) => {
+    ex.requestBody().on("data", (c: Uint8Array) => {
       requestBytes += c.length;
       chunks.push(c);
     });
     await new Promise<void>((r) => {
-      if (ex.body.readableEnded) return r();
-      ex.body.once("end", () => r());
-      ex.body.once("close", () => r());
+      if (ex.requestBody().readableEnded) return r();
+      ex.requestBody().once("end", () => r());
+      ex.requestBody().once("close", () => r());
     });
   }
   // A streamed body is counted from when it is piped upstream (not before: it would flow away).
-  const countStreamed = () => ex.body.on("data", (c: Uint8Array) => requestBytes += c.length);
+  const countStreamed = () =>
+    ex.requestBody().on("data", (c: Uint8Array) => requestBytes += c.length);
 
   const snapshot = ctx.snapshot();
   const deadline = plan.kind === "forward" && plan.timeoutMs ? started + plan.timeoutMs : undefined;
@@ -826,7 +838,8 @@ function sinkExchange(method: string, path: string, authority: string): Exchange
   return {
     h2: false,
     request: { method, path, authority, headers: [], protocol: "http" },
-    body,
+    requestBody: () => body,
+    bodyless: true,
     respond: () => {},
     write: () => true,
     onDrain: () => {},
@@ -858,7 +871,7 @@ function sendBody(ex: Exchange, tr: TryRequest, up: Writable): void {
     up.end();
   } else {
     tr.onStream?.();
-    ex.body.pipe(up);
+    ex.requestBody().pipe(up);
   }
 }
 
@@ -975,7 +988,7 @@ async function forwardHttp1(ex: Exchange, via: Via, tr: TryRequest): Promise<For
     });
     if (!tr.body) {
       tr.onStream?.();
-      ex.body.pipe(up.bodyWriter());
+      ex.requestBody().pipe(up.bodyWriter());
     }
   });
 }
