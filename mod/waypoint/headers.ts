@@ -7,8 +7,6 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
-
 /** Headers as name/value pairs, names lower case, order kept. */
 export type HeaderList = [string, string][];
 
@@ -43,15 +41,38 @@ export function getHeader(h: HeaderList, name: string): string | undefined {
  * is kept (gRPC needs it).
  */
 export function endToEnd(h: HeaderList): HeaderList {
-  const listed = new Set(
-    h.filter(([k]) => k === "connection").flatMap(([, v]) =>
-      v.split(",").map((x) => x.trim().toLowerCase())
-    ),
-  );
-  return h.filter(([k, v]) =>
-    !k.startsWith(":") && !listed.has(k) &&
-    (!HOP_BY_HOP.has(k) || (k === "te" && v.trim().toLowerCase() === "trailers"))
-  );
+  // One pass for what `connection` lists (rarely anything), one to copy: this
+  // runs twice per request, so no Set or closure per call.
+  let listed: string[] | undefined;
+  for (const [k, v] of h) {
+    if (k !== "connection") continue;
+    for (const x of v.split(",")) (listed ??= []).push(x.trim().toLowerCase());
+  }
+  const out: HeaderList = [];
+  for (const e of h) {
+    const k = e[0];
+    if (k.charCodeAt(0) === 58 /* ":" */ || listed?.includes(k)) continue;
+    if (HOP_BY_HOP.has(k) && !(k === "te" && e[1].trim().toLowerCase() === "trailers")) continue;
+    out.push(e);
+  }
+  return out;
+}
+
+/** Two lower-case hex digits per byte value. */
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+/** Random bytes drawn 4 KiB at a time (IDs are not secrets, but stay unpredictable). */
+const RANDOM = new Uint8Array(4096);
+let randomAt = RANDOM.length;
+
+/** `bytes` random bytes as lower-case hex. */
+function randomHex(bytes: number): string {
+  if (randomAt + bytes > RANDOM.length) {
+    crypto.getRandomValues(RANDOM);
+    randomAt = 0;
+  }
+  let s = "";
+  for (let i = 0; i < bytes; i++) s += HEX[RANDOM[randomAt++]];
+  return s;
 }
 
 /** A W3C trace context: the trace kept from the caller, a new span for this hop. */
@@ -69,11 +90,11 @@ export interface TraceContext {
  */
 export function traceContext(traceparent: string | undefined, rootSampled = false): TraceContext {
   const m = traceparent?.trim().match(/^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/);
-  const spanId = randomBytes(8).toString("hex");
+  const spanId = randomHex(8);
   if (m && !/^0+$/.test(m[1]) && !/^0+$/.test(m[2])) {
     return { traceId: m[1], parentId: m[2], spanId, sampled: (parseInt(m[3], 16) & 1) === 1 };
   }
-  return { traceId: randomBytes(16).toString("hex"), spanId, sampled: rootSampled };
+  return { traceId: randomHex(16), spanId, sampled: rootSampled };
 }
 
 /** The `traceparent` to send on: this hop's span as the parent. */
@@ -93,6 +114,14 @@ export interface ForwardInfo {
   readonly requestId: string;
 }
 
+/** Headers the waypoint sets itself toward the app (a client's are dropped). */
+const SET_TOWARD_APP = new Set([
+  "x-forwarded-client-cert",
+  "traceparent",
+  "x-request-id",
+  "x-forwarded-proto",
+]);
+
 /**
  * The request headers toward the app: end-to-end headers, then
  * `x-forwarded-for` (appended), `x-forwarded-proto`, `x-request-id`,
@@ -100,12 +129,13 @@ export interface ForwardInfo {
  * client sent, so an app can trust it) and `traceparent`.
  */
 export function upstreamRequestHeaders(h: HeaderList, f: ForwardInfo): HeaderList {
-  const out = endToEnd(h).filter(([k]) =>
-    k !== "x-forwarded-client-cert" && k !== "traceparent" && k !== "x-request-id" &&
-    k !== "x-forwarded-proto"
-  );
-  const xff = getHeader(out, "x-forwarded-for");
-  const rest = out.filter(([k]) => k !== "x-forwarded-for");
+  const rest: HeaderList = [];
+  let xff: string | undefined;
+  for (const e of endToEnd(h)) {
+    const k = e[0];
+    if (k === "x-forwarded-for") xff ??= e[1];
+    else if (!SET_TOWARD_APP.has(k)) rest.push(e);
+  }
   rest.push(["x-forwarded-for", xff ? `${xff}, ${f.clientIp}` : f.clientIp]);
   rest.push(["x-forwarded-proto", "http"]);
   rest.push(["x-request-id", f.requestId]);
