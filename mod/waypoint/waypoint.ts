@@ -39,6 +39,7 @@ import {
 } from "./l7.ts";
 import { sniff } from "./sniff.ts";
 import { OtlpExporter } from "../telemetry/otlp.ts";
+import { processFamilies } from "../telemetry/process_metrics.ts";
 import { UpstreamPool } from "./upstream_pool.ts";
 import { Backends } from "./backends.ts";
 import { policyCacheFor, RateLimiters } from "./plan.ts";
@@ -289,8 +290,11 @@ export class Waypoint {
         samples: () => [{ labels: { component: "waypoint", tag: VERSION }, value: 1 }],
       },
       ...certManagerFamilies(this.certs),
+      ...this.#processFamilies,
     ];
   }
+
+  readonly #processFamilies = processFamilies();
 
   /** The metrics as Prometheus text. */
   metricsText(): string {

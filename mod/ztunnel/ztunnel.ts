@@ -43,6 +43,7 @@ import { meshNamesFor } from "../dns/names.ts";
 import type { Socks5Server } from "./socks5.ts";
 import type { HttpProxyServer } from "./http_proxy.ts";
 import { proxyFamilies } from "./proxy_metrics.ts";
+import { processFamilies } from "../telemetry/process_metrics.ts";
 
 /** Options for {@link Ztunnel.start}. */
 export interface ZtunnelOptions {
@@ -225,6 +226,8 @@ export class Ztunnel {
     return { ready: pending.length === 0, pending };
   }
 
+  readonly #processFamilies = processFamilies();
+
   /** All metric families of this node. */
   families(): Family[] {
     const o = this.options;
@@ -237,6 +240,7 @@ export class Ztunnel {
         samples: () => [{ labels: { component: "ztunnel", tag: VERSION }, value: 1 }],
       },
       ...certManagerFamilies(this.certs),
+      ...this.#processFamilies,
       {
         name: "ambit_config_reloads_total",
         help: "Config reloads applied (including the initial load).",
