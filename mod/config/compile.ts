@@ -8,6 +8,7 @@
 import { checkReferences, indexResources } from "./crossref.ts";
 import { type ConfigIssue, parseSources, readSources, type SourceFile } from "./load.ts";
 import { buildSnapshot, type Snapshot } from "./snapshot.ts";
+import { toHex } from "../util/bytes.ts";
 
 /** What compiling a config gives: a snapshot when there were no errors, and every issue. */
 export interface CompileResult {
@@ -53,5 +54,5 @@ async function digestSources(sources: readonly SourceFile[]): Promise<string> {
   const enc = new TextEncoder();
   const parts = sources.flatMap((s) => [s.file, "\0", s.text, "\0"]).join("");
   const hash = await crypto.subtle.digest("SHA-256", enc.encode(parts));
-  return [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(new Uint8Array(hash));
 }

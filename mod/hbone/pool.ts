@@ -181,32 +181,31 @@ export class HbonePool {
    * process does not cut off frames still in a socket's write buffer.
    */
   drain(): Promise<void> {
-    this.#closed = true;
-    const closing: Promise<void>[] = [];
-    for (const list of this.#conns.values()) {
-      for (const c of list) {
-        c.dead = true;
-        clearTimeout(c.idle);
-        if (c.h2) {
-          c.h2.close();
-          closing.push(c.h2.whenClosed);
-        }
-      }
-    }
-    return Promise.all(closing).then(() => {});
+    const ending = this.#retireAll().map((h2) => {
+      h2.close();
+      return h2.whenClosed;
+    });
+    return Promise.all(ending).then(() => {});
   }
 
   /** Closes every connection at once. */
   close(): void {
+    for (const h2 of this.#retireAll()) h2.destroy();
+    this.#conns.clear();
+  }
+
+  /** No new streams from here on: every connection is marked dead; returns those that connected. */
+  #retireAll(): H2Connection[] {
     this.#closed = true;
+    const out: H2Connection[] = [];
     for (const list of this.#conns.values()) {
       for (const c of list) {
         c.dead = true;
         clearTimeout(c.idle);
-        c.h2?.destroy();
+        if (c.h2) out.push(c.h2);
       }
     }
-    this.#conns.clear();
+    return out;
   }
 
   #acquire(key: string, req: TunnelRequest): { conn: Conn; fresh: boolean } {

@@ -10,6 +10,7 @@
  */
 import type { Logger } from "../log/logger.ts";
 import { type Clock, systemClock, type TimerId } from "../util/clock.ts";
+import { settleWithin } from "../util/settle.ts";
 import { CaRefusedError, type CertificateSource } from "./ca_client.ts";
 import {
   createCsr,
@@ -164,12 +165,7 @@ export class CertManager {
         await Promise.allSettled(inflight);
         continue;
       }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        Promise.allSettled(inflight),
-        new Promise((r) => timer = setTimeout(r, deadline - Date.now())),
-      ]);
-      clearTimeout(timer);
+      await settleWithin(inflight, deadline - Date.now());
     }
   }
 

@@ -7,6 +7,7 @@
  */
 import * as x509 from "@peculiar/x509";
 import { parseSpiffeId, type SpiffeId, SpiffeIdError } from "./spiffe.ts";
+import { toHex } from "../util/bytes.ts";
 
 x509.cryptoProvider.set(crypto);
 
@@ -49,7 +50,7 @@ export function randomSerial(): string {
   const b = crypto.getRandomValues(new Uint8Array(16));
   b[0] &= 0x7f;
   b[0] |= 0x01; // never a leading zero byte
-  return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return toHex(b);
 }
 
 /** Options for {@link createCaCertificate}. */

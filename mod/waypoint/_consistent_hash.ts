@@ -12,6 +12,7 @@ import type { Random } from "./_seeded_random.ts";
 import { buildRing, lookupRing, type Ring } from "./_ring.ts";
 import type { ConsistentHashSettings } from "./traffic_policy.ts";
 import { durationMs } from "./traffic_policy.ts";
+import { toHex } from "../util/bytes.ts";
 
 /** What a balancer may read from a request. */
 export interface RequestContext {
@@ -44,7 +45,7 @@ export function readCookie(header: string | null | undefined, name: string): str
 /** A random 16-hex-digit cookie value. */
 export function randomCookieValue(): string {
   const b = crypto.getRandomValues(new Uint8Array(8));
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return toHex(b);
 }
 
 /** Picks by consistent hash; see `createBalancer`. */

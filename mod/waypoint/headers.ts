@@ -7,6 +7,8 @@
  *
  * @module
  */
+import { toHex } from "../util/bytes.ts";
+
 /** Headers as name/value pairs, names lower case, order kept. */
 export type HeaderList = [string, string][];
 
@@ -58,8 +60,6 @@ export function endToEnd(h: HeaderList): HeaderList {
   return out;
 }
 
-/** Two lower-case hex digits per byte value. */
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 /** Random bytes drawn 4 KiB at a time (IDs are not secrets, but stay unpredictable). */
 const RANDOM = new Uint8Array(4096);
 let randomAt = RANDOM.length;
@@ -70,9 +70,8 @@ function randomHex(bytes: number): string {
     crypto.getRandomValues(RANDOM);
     randomAt = 0;
   }
-  let s = "";
-  for (let i = 0; i < bytes; i++) s += HEX[RANDOM[randomAt++]];
-  return s;
+  randomAt += bytes;
+  return toHex(RANDOM.subarray(randomAt - bytes, randomAt));
 }
 
 /** A W3C trace context: the trace kept from the caller, a new span for this hop. */

@@ -484,13 +484,19 @@ export class Http1ServerConnection {
   #start(head: RequestHead): void {
     const framing = requestFraming(head);
     if (head.method === "CONNECT") throw new Http1RequestError(400, "CONNECT is not served here");
-    if (framing.kind === "none") {
-      const req = new BodilessRequest(head.method, head.target, head.minor, head.headers);
-      const res = new Http1ServerResponse(this, req);
-      this.#res = res;
-      this.handlers.onRequest(req, res);
-      return;
-    }
+    const req = framing.kind === "none"
+      ? new BodilessRequest(head.method, head.target, head.minor, head.headers)
+      : this.#requestWithBody(head, framing);
+    const res = new Http1ServerResponse(this, req);
+    this.#res = res;
+    this.handlers.onRequest(req, res);
+  }
+
+  /** A request whose body arrives after its head: the body stream, its decoder, 100-continue. */
+  #requestWithBody(
+    head: RequestHead,
+    framing: Exclude<RequestFraming, { kind: "none" }>,
+  ): Http1ServerRequest {
     const body = new Readable({
       read: () => {
         if (this.#paused && !this.#res?.finished) {
@@ -507,8 +513,6 @@ export class Http1ServerConnection {
       hasBody: true,
       body,
     };
-    const res = new Http1ServerResponse(this, req);
-    this.#res = res;
     this.#body = framing.kind === "length"
       ? { stream: body, remaining: framing.length }
       : { stream: body, remaining: 0, chunked: new ChunkedDecoder((c) => this.#push(c)) };
@@ -516,7 +520,7 @@ export class Http1ServerConnection {
     if (expect === "100-continue" && head.minor === 1) {
       this.stream.write(Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1"));
     }
-    this.handlers.onRequest(req, res);
+    return req;
   }
 
   #push(c: Uint8Array): void {

@@ -525,8 +525,9 @@ async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise
   const reply = (status: number, body: string, flags: string, hs?: HeaderList, error?: string) => {
     if (!ex.bodyless) {
       // The unread body is drained (and counted) so the connection can go on.
-      ex.requestBody().on("data", (c: Uint8Array) => requestBytes += c.length);
-      ex.requestBody().resume();
+      const stream = ex.requestBody();
+      stream.on("data", (c: Uint8Array) => requestBytes += c.length);
+      stream.resume();
     }
     const text = body ? body + "\n" : "";
     ex.reply(status, text, hs);
@@ -561,26 +562,26 @@ async function exchange(ctx: L7Context, info: TunnelInfo, ex: Exchange): Promise
 
   // The body: buffered when small (retries and mirrors resend it), else streamed.
   const length = Number(getHeader(req.headers, "content-length") ?? "NaN");
-  const bodiless = ex.bodyless ||
-    (ex.h2
-      ? ex.requestBody().readableEnded || length === 0
-      : Number.isNaN(length) && getHeader(req.headers, "transfer-encoding") === undefined);
+  // HTTP/1.1 knows from the head's framing (no length, no transfer-encoding); HTTP/2 from the stream.
+  const bodiless = ex.h2 ? ex.requestBody().readableEnded || length === 0 : ex.bodyless;
   const bufferable = req.protocol !== "grpc" &&
     (bodiless || (length >= 0 && length <= MAX_BUFFERED_BODY));
   let body: Uint8Array[] | undefined;
-  if (ex.bodyless) body = [];
-  else if (bufferable) {
-    body = [];
-    const chunks = body;
-    ex.requestBody().on("data", (c: Uint8Array) => {
-      requestBytes += c.length;
-      chunks.push(c);
-    });
-    await new Promise<void>((r) => {
-      if (ex.requestBody().readableEnded) return r();
-      ex.requestBody().once("end", () => r());
-      ex.requestBody().once("close", () => r());
-    });
+  if (bufferable) {
+    const chunks: Uint8Array[] = body = [];
+    // A body that cannot come is neither listened to nor waited for (nor its stream made).
+    if (!ex.bodyless) {
+      const stream = ex.requestBody();
+      stream.on("data", (c: Uint8Array) => {
+        requestBytes += c.length;
+        chunks.push(c);
+      });
+      await new Promise<void>((r) => {
+        if (stream.readableEnded) return r();
+        stream.once("end", () => r());
+        stream.once("close", () => r());
+      });
+    }
   }
   // A streamed body is counted from when it is piped upstream (not before: it would flow away).
   const countStreamed = () =>
