@@ -91,3 +91,22 @@ export function describeHostNoise(label: string, n: HostNoise): string {
     `nothing else running): wake-ups late by p50 ${n.p50LateMs} ms, p99 ${n.p99LateMs} ms, ` +
     `worst ${n.maxLateMs} ms; ${n.stallsPerSecond} per second per CPU more than 1 ms late.`;
 }
+
+/** What every benchmark reports about the machine a run was on. */
+export interface MachineEnv {
+  python: string;
+  block: string;
+  loadBefore: string;
+  loadAfter: string;
+  bareDenoRssMiB: number;
+  noiseBefore?: HostNoise;
+  noiseAfter?: HostNoise;
+}
+
+/** The report lines for the host noise measured before and after the runs. */
+export function hostNoiseLines(env: MachineEnv): string[] {
+  return [
+    ...(env.noiseBefore ? [describeHostNoise("before", env.noiseBefore)] : []),
+    ...(env.noiseAfter ? [describeHostNoise("after", env.noiseAfter)] : []),
+  ];
+}

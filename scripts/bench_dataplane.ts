@@ -45,7 +45,7 @@
  */
 import { parseArgs } from "node:util";
 import { LATENCY_CLIENT_PY } from "./_bench_latency_py.ts";
-import { describeHostNoise, type HostNoise, probeHostNoise } from "./_bench_noise.ts";
+import { hostNoiseLines, type MachineEnv, probeHostNoise } from "./_bench_noise.ts";
 import {
   type Addresses,
   addresses,
@@ -489,17 +489,10 @@ function summarize(runs: RunRecord[]) {
 
 type Summary = ReturnType<typeof summarize>;
 
-/** The machine a run was on: tool versions, load and host noise before and after. */
-interface Env {
+/** The machine a run was on, and the proxies' versions. */
+interface Env extends MachineEnv {
   stunnel: string;
   openssl: string;
-  python: string;
-  block: string;
-  loadBefore: string;
-  loadAfter: string;
-  bareDenoRssMiB: number;
-  noiseBefore?: HostNoise;
-  noiseAfter?: HostNoise;
 }
 
 function report(s: Summary, env: Env): string[] {
@@ -510,8 +503,7 @@ function report(s: Summary, env: Env): string[] {
     `${env.python}; addresses ${env.block}`,
     `Load average (1/5/15 min) before ${env.loadBefore}, after ${env.loadAfter}: ` +
     "other work on the machine shows up in every number, most in the p99s.",
-    ...(env.noiseBefore ? [describeHostNoise("before", env.noiseBefore)] : []),
-    ...(env.noiseAfter ? [describeHostNoise("after", env.noiseAfter)] : []),
+    ...hostNoiseLines(env),
     "Processes: load client (Deno; Python 3 for fixed-rate latency), app (Deno), each proxy " +
     "(2 stunnels, 2 ztunnels): all separate, all sharing the same CPUs.",
     "",

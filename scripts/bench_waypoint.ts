@@ -48,7 +48,7 @@
 import { parseArgs } from "node:util";
 import { LineChild, Proc, runBenchmark } from "./_bench_proc.ts";
 import { HTTP_LATENCY_CLIENT_PY } from "./_bench_waypoint_http_py.ts";
-import { describeHostNoise, type HostNoise, probeHostNoise } from "./_bench_noise.ts";
+import { hostNoiseLines, type MachineEnv, probeHostNoise } from "./_bench_noise.ts";
 import {
   type Addresses,
   addresses,
@@ -526,17 +526,10 @@ function summarize(runs: RunRecord[]) {
 }
 
 type Summary = ReturnType<typeof summarize>;
-/** The machine a run was on: tool versions, load and host noise before and after. */
-interface Env {
+/** The machine a run was on, and the proxies' versions. */
+interface Env extends MachineEnv {
   nginx: string;
   wrk: string;
-  python: string;
-  block: string;
-  loadBefore: string;
-  loadAfter: string;
-  bareDenoRssMiB: number;
-  noiseBefore?: HostNoise;
-  noiseAfter?: HostNoise;
 }
 
 function report(s: Summary, env: Env): string[] {
@@ -547,8 +540,7 @@ function report(s: Summary, env: Env): string[] {
     `${env.python}; addresses ${env.block}`,
     `Load average (1/5/15 min) before ${env.loadBefore}, after ${env.loadAfter}: ` +
     "other work on the machine shows up in every number, most in the p99s.",
-    ...(env.noiseBefore ? [describeHostNoise("before", env.noiseBefore)] : []),
-    ...(env.noiseAfter ? [describeHostNoise("after", env.noiseAfter)] : []),
+    ...hostNoiseLines(env),
     "Processes: wrk and the Python fixed-rate client, the app (Deno.serve), nginx (1 worker), two " +
     "ztunnels and the waypoint: all separate, all sharing the same CPUs. Access logs are off " +
     "(ztunnels and waypoint --access-log off, nginx access_log off); ambit logs at " +
