@@ -128,33 +128,32 @@ export class NodeHbonePool {
 
   /** Graceful end: GOAWAY on every session; resolves once all have closed. */
   drain(): Promise<void> {
-    this.#closed = true;
-    const closing: Promise<void>[] = [];
-    for (const list of this.#conns.values()) {
-      for (const c of list) {
-        c.dead = true;
-        clearTimeout(c.idle);
-        const s = c.session;
-        if (s && !s.closed) {
-          closing.push(new Promise((r) => s.once("close", () => r())));
-          s.close();
-        }
-      }
-    }
+    const closing = this.#retireAll().filter((s) => !s.closed).map((s) => {
+      const closed = new Promise<void>((r) => s.once("close", () => r()));
+      s.close();
+      return closed;
+    });
     return Promise.all(closing).then(() => {});
   }
 
-  /** Closes every connection. */
+  /** Closes every connection at once. */
   close(): void {
+    for (const s of this.#retireAll()) s.destroy();
+    this.#conns.clear();
+  }
+
+  /** No new streams from here on: every connection is marked dead; returns the sessions there are. */
+  #retireAll(): http2.ClientHttp2Session[] {
     this.#closed = true;
+    const out: http2.ClientHttp2Session[] = [];
     for (const list of this.#conns.values()) {
       for (const c of list) {
         c.dead = true;
         clearTimeout(c.idle);
-        c.session?.destroy();
+        if (c.session) out.push(c.session);
       }
     }
-    this.#conns.clear();
+    return out;
   }
 
   #acquire(key: string, req: TunnelRequest): { conn: Conn; fresh: boolean } {

@@ -682,7 +682,7 @@ export class Ztunnel {
       // may still sit in a socket's write buffer: let the HBONE connections
       // end cleanly (GOAWAY, our end, the peer's close) before stopping.
       await settleWithin([...draining, this.pool.drain()], CLOSE_GRACE_MS);
-    } else void Promise.allSettled(draining);
+    } else void Promise.allSettled(draining); // not awaited, but a rejection is handled
     await this.close();
   }
 
